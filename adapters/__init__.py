@@ -1,0 +1,1 @@
+"""Everything that touches NATS, SQL, DuckDB, HTTP or the file system."""

@@ -1,0 +1,250 @@
+"""The event store: an eventsourcing Application over SQLite or PostgreSQL.
+
+Stored rows carry qledger's envelope as JSON (ARCHITECTURE.md §3) with the stable event
+type as the topic, so the relay can publish a row without knowing any Python class and
+a renamed module never breaks old rows.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    Notification,
+    PersistenceError,
+    StoredEvent,
+)
+from pydantic import TypeAdapter
+
+from commands.ports import ConcurrencyConflict, StoreUnavailable
+from domain.aggregate import Aggregate
+from domain.events import EVENT_TYPES, DomainEvent, upcast
+
+A = TypeVar("A", bound=Aggregate)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, uuid.UUID):
+        return str(obj)
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__} in an event")
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, default=_json_default, separators=(",", ":")).encode()
+
+
+@cache
+def _adapter(cls: type[DomainEvent]) -> TypeAdapter:
+    return TypeAdapter(cls)
+
+
+class EnvelopeMapper(Mapper):
+    """Domain event <-> stored row. The row's state is the envelope minus `position`."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        e: DomainEvent = domain_event
+        state = {
+            "event_id": e.event_id,
+            "type": e.TYPE,
+            "schema_version": e.VERSION,
+            "aggregate_id": e.originator_id,
+            "aggregate_version": e.originator_version,
+            "project_id": e.project_id,
+            "actor": e.actor,
+            "correlation_id": e.correlation_id,
+            "causation_id": e.causation_id,
+            "occurred_at": e.occurred_at,
+            "recorded_at": datetime.now(UTC),
+            "payload": e.payload(),
+        }
+        return StoredEvent(
+            originator_id=e.originator_id,
+            originator_version=e.originator_version,
+            topic=e.TYPE,
+            state=dumps(state),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        env = json.loads(stored_event.state)
+        cls = EVENT_TYPES[stored_event.topic]
+        payload = upcast(stored_event.topic, env["schema_version"], env["payload"])
+        return _adapter(cls).validate_python(
+            {
+                **payload,
+                "originator_id": stored_event.originator_id,
+                "originator_version": stored_event.originator_version,
+                "event_id": env["event_id"],
+                "project_id": env["project_id"],
+                "actor": env["actor"],
+                "correlation_id": env["correlation_id"],
+                "causation_id": env["causation_id"],
+                "occurred_at": env["occurred_at"],
+            }
+        )
+
+
+def envelope(notification: Notification) -> dict[str, Any]:
+    """The published form of one stored event: its envelope with the store position."""
+    env = json.loads(notification.state)
+    env["position"] = notification.id
+    return env
+
+
+class Ledger(Application):
+    name = "qledger"
+
+    def construct_mapper(self) -> Mapper:
+        return EnvelopeMapper(transcoder=self.construct_transcoder())
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    env: dict[str, str]
+    description: str
+    is_postgres: bool
+
+
+def store_location(url: str | None, data_dir: Path) -> StoreLocation:
+    """`None` or `sqlite:///path` -> SQLite file; `postgresql://user@host:port/db?schema=s`."""
+    if not url or url.startswith("sqlite"):
+        path = Path(urlparse(url).path) if url else data_dir / "events.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(path),
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+        return StoreLocation(env, f"sqlite:{path}", False)
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"unsupported event store URL scheme '{parsed.scheme}'")
+    query = dict(p.split("=", 1) for p in parsed.query.split("&") if "=" in p)
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parsed.path.lstrip("/") or "postgres",
+        "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_USER": unquote(parsed.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+        "POSTGRES_SCHEMA": query.get("schema", "public"),
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+    }
+    safe = f"postgresql://{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}/{env['POSTGRES_DBNAME']}"
+    return StoreLocation(env, safe, True)
+
+
+class EventStore:
+    """The command side's port to the store (commands.ports.EventStorePort), plus reads
+    of the notification log for the relay and for rebuilds."""
+
+    def __init__(self, location: StoreLocation, *, cache_size: int = 200_000) -> None:
+        self.location = location
+        try:
+            self.app = Ledger(env=location.env)
+        except PersistenceError as err:
+            raise StoreUnavailable(f"cannot open event store {location.description}: {err}") from err
+        self._cache: OrderedDict[uuid.UUID, Aggregate] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    # -- write side ---------------------------------------------------------------
+    def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
+        with self._lock:
+            cached = self._cache.get(aggregate_id)
+            if cached is not None:
+                self._cache.move_to_end(aggregate_id)
+                return cached  # type: ignore[return-value]
+
+        def fold(aggregate: A | None, events: Iterable[Any]) -> A | None:
+            for event in events:
+                if aggregate is None:
+                    aggregate = cls(event.originator_id)
+                aggregate.apply(event)
+            return aggregate
+
+        try:
+            return self.app.repository.get(aggregate_id, projector_func=fold)
+        except AggregateNotFoundError:
+            return None
+        except PersistenceError as err:
+            raise StoreUnavailable(str(err)) from err
+
+    def commit(self, events: Sequence[DomainEvent]) -> list[int]:
+        try:
+            recordings = self.app.save(*events)
+        except IntegrityError as err:
+            raise ConcurrencyConflict(str(err)) from err
+        except PersistenceError as err:
+            raise StoreUnavailable(str(err)) from err
+        return [r.notification.id for r in recordings]
+
+    def remember(self, aggregates: Iterable[Aggregate]) -> None:
+        with self._lock:
+            for aggregate in aggregates:
+                self._cache[aggregate.id] = aggregate
+                self._cache.move_to_end(aggregate.id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def forget(self, aggregate_ids: Iterable[uuid.UUID]) -> None:
+        with self._lock:
+            for aggregate_id in aggregate_ids:
+                self._cache.pop(aggregate_id, None)
+
+    def position_of(self, aggregate_id: uuid.UUID, version: int) -> int:
+        recorder: Any = self.app.recorder
+        table = recorder.events_table_name
+        with recorder.datastore.transaction(commit=False) as cursor:
+            if self.location.is_postgres:
+                from psycopg.sql import SQL, Identifier
+
+                cursor.execute(
+                    SQL(
+                        "SELECT notification_id FROM {}.{} "
+                        "WHERE originator_id = %s AND originator_version = %s"
+                    ).format(Identifier(recorder.datastore.schema), Identifier(table)),
+                    (aggregate_id, version),
+                )
+                row = cursor.fetchone()
+                return int(row["notification_id"])
+            cursor.execute(
+                f"SELECT rowid FROM {table} WHERE originator_id = ? AND originator_version = ?",
+                (aggregate_id.hex, version),
+            )
+            return int(cursor.fetchone()[0])
+
+    # -- read side ----------------------------------------------------------------
+    def notifications_after(self, position: int, limit: int, stop: int | None = None) -> list[Notification]:
+        return list(
+            self.app.recorder.select_notifications(
+                start=position, limit=limit, stop=stop, inclusive_of_start=False
+            )
+        )
+
+    def max_position(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def aggregate_events(self, aggregate_id: uuid.UUID) -> list[DomainEvent]:
+        return list(self.app.events.get(aggregate_id))
+
+    def close(self) -> None:
+        self.app.close()

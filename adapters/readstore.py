@@ -1,0 +1,105 @@
+"""DuckDB read models: projector rows and projector positions committed in one transaction.
+
+One process writes a DuckDB file (DuckDB allows one writing process); readers in the same
+process use their own cursors, so queries see committed batches only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from projections.base import Envelope, Projector, Table
+
+POSITIONS = Table("projector_position", (("name", "VARCHAR"), ("position", "BIGINT")))
+
+
+class _Tx:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = cursor
+
+    def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        # One statement per table and batch: each column travels as one list parameter.
+        names = [c for c, _ in table.columns]
+        selects = ", ".join(
+            f"CAST(unnest(?::VARCHAR[]) AS {t})" if t.startswith("TIMESTAMP") else f"unnest(?::{t}[])"
+            for _, t in table.columns
+        )
+        params = [[row.get(c) for row in rows] for c in names]
+        self.cursor.execute(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {selects}", params
+        )
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.cursor.execute(sql, list(params))
+
+
+class ReadStore:
+    def __init__(self, path: Path, projectors: list[Projector]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.projectors = projectors
+        self.conn = duckdb.connect(str(path))
+        self.conn.execute("SET TimeZone = 'UTC'")
+        self._write_lock = threading.Lock()
+        with self._write_lock:
+            cur = self.conn.cursor()
+            for table in (POSITIONS, *(t for p in projectors for t in p.tables)):
+                for stmt in table.ddl():
+                    cur.execute(stmt)
+            known = dict(cur.execute("SELECT name, position FROM projector_position").fetchall())
+            for p in projectors:
+                if p.name not in known:
+                    cur.execute("INSERT INTO projector_position VALUES (?, 0)", [p.name])
+            self.positions = {p.name: known.get(p.name, 0) for p in projectors}
+
+    @property
+    def position(self) -> int:
+        """Every projector has applied every event up to here."""
+        return min(self.positions.values(), default=0)
+
+    def apply(self, envelopes: Iterable[Envelope]) -> int:
+        """Apply a batch (any order, duplicates allowed); returns the new position."""
+        batch = sorted({e["position"]: e for e in envelopes}.values(), key=lambda e: e["position"])
+        if not batch:
+            return self.position
+        with self._write_lock:
+            cur = self.conn.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                tx = _Tx(cur)
+                new_positions = {}
+                for p in self.projectors:
+                    seen = self.positions[p.name]
+                    mine = [e for e in batch if e["position"] > seen and e["type"] in p.handles]
+                    if mine:
+                        p.apply(mine, tx)
+                    new_positions[p.name] = max(seen, batch[-1]["position"])
+                    cur.execute(
+                        "UPDATE projector_position SET position = ? WHERE name = ?",
+                        [new_positions[p.name], p.name],
+                    )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            self.positions = new_positions
+        return self.position
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, list(params))
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        self.conn.close()

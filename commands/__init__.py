@@ -1,0 +1,1 @@
+"""Command models and the handlers that decide them."""

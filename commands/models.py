@@ -1,0 +1,147 @@
+"""Command models: what a client may ask for, validated at the edge (pydantic).
+
+Every command travels as JSON on `qledger.cmd.<SUBJECT>`; the HTTP gateway builds the
+same models. Context (project, actor, idempotency key) travels in message headers.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+# No ":" in ids: entity ids are "parameter:qid:execution_id:task_id".
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _utc(value):
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+ParamValue = Annotated[bool | int | float | str, AfterValidator(_finite)]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    SUBJECT: ClassVar[str]
+
+
+class RegisterChip(Command):
+    """Install a chip; its qubits and couplings follow from the topology."""
+
+    SUBJECT = "chip.register"
+    chip_id: Ident
+    size: Annotated[int, Field(ge=1, le=1024)]
+    topology_id: Annotated[str, Field(min_length=1, max_length=128)] = "square-lattice"
+
+
+class StartExecution(Command):
+    SUBJECT = "calibration.start_execution"
+    execution_id: Ident
+    chip_id: Ident
+    name: Annotated[str, Field(max_length=200)] = ""
+    flow_name: Annotated[str, Field(max_length=200)] = ""
+    tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    note: dict[str, Any] = Field(default_factory=dict)
+    started_at: UtcDatetime | None = None
+
+
+class OutputParameter(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    value: ParamValue
+    unit: Annotated[str, Field(max_length=32)] = ""
+    error: Annotated[float, AfterValidator(_finite)] | None = None
+
+
+class InputParameter(BaseModel):
+    """A value the task read. Its version is resolved from the series at the task's start,
+    or named exactly with `entity_id`. `qid` names another qubit's parameter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    value: ParamValue | None = None
+    unit: Annotated[str, Field(max_length=32)] = ""
+    error: float | None = None
+    qid: Ident | None = None
+    entity_id: Annotated[str, Field(max_length=400)] | None = None
+
+
+class TaskResultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    task_id: Ident
+    task_name: Name
+    task_type: Literal["qubit", "coupling", "global", "system"] = "qubit"
+    qid: Ident
+    status: Literal["completed", "failed", "skipped"] = "completed"
+    message: Annotated[str, Field(max_length=4000)] = ""
+    input_parameters: dict[str, InputParameter] = Field(default_factory=dict, max_length=200)
+    output_parameters: dict[Ident, OutputParameter] = Field(default_factory=dict, max_length=200)
+    run_parameters: dict[str, Any] = Field(default_factory=dict)
+    start_at: UtcDatetime
+    end_at: UtcDatetime
+
+
+class RecordTaskResult(Command):
+    SUBJECT = "calibration.record_task_result"
+    execution_id: Ident
+    task: TaskResultIn
+
+
+class _Finish(Command):
+    execution_id: Ident
+    message: Annotated[str, Field(max_length=4000)] = ""
+    STATUS: ClassVar[str]
+
+
+class CompleteExecution(_Finish):
+    SUBJECT = "calibration.complete_execution"
+    STATUS = "completed"
+
+
+class FailExecution(_Finish):
+    SUBJECT = "calibration.fail_execution"
+    STATUS = "failed"
+
+
+class CancelExecution(_Finish):
+    SUBJECT = "calibration.cancel_execution"
+    STATUS = "cancelled"
+
+
+COMMANDS: dict[str, type[Command]] = {
+    c.SUBJECT: c
+    for c in (
+        RegisterChip,
+        StartExecution,
+        RecordTaskResult,
+        CompleteExecution,
+        FailExecution,
+        CancelExecution,
+    )
+}
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    event_ids: list[str]
+    position: int
+
+
+class Rejected(BaseModel):
+    status: Literal["rejected"] = "rejected"
+    code: str
+    message: str
+
+
+Reply = Accepted | Rejected

@@ -1,0 +1,38 @@
+"""What the command side needs from the outside world (implemented in adapters/)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
+
+from domain.aggregate import Aggregate
+from domain.events import DomainEvent
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer saved one of these aggregates first (aggregate version taken)."""
+
+
+class StoreUnavailable(Exception):
+    """The event store could not be reached or refused the write for a non-business reason."""
+
+
+class EventStorePort(Protocol):
+    def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
+        """The aggregate as last committed (may be a cached object), or None."""
+
+    def commit(self, events: Sequence[DomainEvent]) -> list[int]:
+        """Append atomically; return the store position of each event, in order.
+        Raises ConcurrencyConflict if any (aggregate id, version) is taken."""
+
+    def position_of(self, aggregate_id: uuid.UUID, version: int) -> int:
+        """Store position of one stored event."""
+
+    def forget(self, aggregate_ids: Iterable[uuid.UUID]) -> None:
+        """Drop cached copies (they may hold uncommitted or stale state)."""
+
+    def remember(self, aggregates: Iterable[Aggregate]) -> None:
+        """Keep committed aggregates for the next batch."""

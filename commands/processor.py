@@ -1,0 +1,148 @@
+"""Decide a batch of commands and save them in one store transaction (group commit).
+
+Retries the whole batch on a version conflict (another writer got there first); if a
+handler broke an aggregate before failing, or conflicts persist, falls back to deciding
+each command alone so one bad command never costs the others their acceptance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+from commands.handlers import HANDLERS
+from commands.models import Accepted, Command, Rejected, Reply
+from commands.ports import ConcurrencyConflict, EventStorePort
+from commands.unit_of_work import UnitOfWork
+from domain.errors import DomainError
+from domain.events import CommandContext
+from domain.idempotency import CommandRecord, command_key
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Submission:
+    command: Command
+    ctx: CommandContext
+    idempotency_key: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        body = type(self.command).__name__ + self.command.model_dump_json()
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass
+class _Outcome:
+    reply: Reply | None = None
+    event_ids: list[str] = field(default_factory=list)
+    last_index: int = -1
+    same_as: _Outcome | None = None
+
+    def resolve(self, positions: list[int]) -> Reply:
+        if self.same_as is not None:
+            return self.same_as.resolve(positions)
+        if self.reply is not None:
+            return self.reply
+        return Accepted(event_ids=self.event_ids, position=positions[self.last_index])
+
+
+class _Poisoned(Exception):
+    """A command failed after changing an aggregate: the batch's state can't be trusted."""
+
+    def __init__(self, reply: Rejected) -> None:
+        self.reply = reply
+
+
+def process_batch(batch: list[Submission], store: EventStorePort) -> list[Reply]:
+    for _ in range(MAX_ATTEMPTS):
+        uow = UnitOfWork(store)
+        try:
+            outcomes = _decide_all(batch, uow)
+            positions = uow.commit()
+        except ConcurrencyConflict:
+            uow.discard()
+            continue
+        except _Poisoned as poisoned:
+            uow.discard()
+            if len(batch) == 1:
+                return [poisoned.reply]
+            return [reply for sub in batch for reply in process_batch([sub], store)]
+        except BaseException:
+            uow.discard()
+            raise
+        return [o.resolve(positions) for o in outcomes]
+    if len(batch) > 1:
+        return [reply for sub in batch for reply in process_batch([sub], store)]
+    return [
+        Rejected(
+            code="concurrency_conflict",
+            message=f"gave up after {MAX_ATTEMPTS} version conflicts with other writers; retry",
+        )
+    ]
+
+
+def _decide_all(batch: list[Submission], uow: UnitOfWork) -> list[_Outcome]:
+    seen_keys: dict[str, tuple[Submission, _Outcome]] = {}
+    outcomes = []
+    for sub in batch:
+        key = sub.idempotency_key
+        if key is not None and key in seen_keys:
+            first, outcome = seen_keys[key]
+            if (type(first.command), first.fingerprint) != (type(sub.command), sub.fingerprint):
+                outcomes.append(_Outcome(reply=_key_reused()))
+            else:
+                outcomes.append(_Outcome(same_as=outcome))
+            continue
+        outcome = _decide(sub, uow)
+        if key is not None:
+            seen_keys[key] = (sub, outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _key_reused() -> Rejected:
+    return Rejected(
+        code="idempotency_key_reused",
+        message="this Idempotency-Key was already used for a different command",
+    )
+
+
+def _decide(sub: Submission, uow: UnitOfWork) -> _Outcome:
+    before = uow.mark()
+    try:
+        if sub.idempotency_key is not None:
+            record_id = command_key(sub.ctx.project_id, sub.idempotency_key)
+            record = uow.get(CommandRecord, record_id)
+            if record is not None:
+                record.check_same_command(type(sub.command).__name__, sub.fingerprint)
+                position = uow.store.position_of(record.id, record.version)
+                return _Outcome(reply=Accepted(event_ids=list(record.event_ids), position=position))
+        events = HANDLERS[type(sub.command)](sub.command, sub.ctx, uow)
+        if sub.idempotency_key is not None:
+            # Staged last: its position is the command's position on replay.
+            record = CommandRecord.accept(
+                sub.ctx,
+                idempotency_key=sub.idempotency_key,
+                command_type=type(sub.command).__name__,
+                fingerprint=sub.fingerprint,
+                event_ids=tuple(str(e.event_id) for e in events),
+            )
+            uow.stage(record)
+        return _Outcome(event_ids=[str(e.event_id) for e in events], last_index=len(uow.staged) - 1)
+    except DomainError as err:
+        reply = Rejected(code=err.code, message=err.message)
+        if uow.mark() != before:
+            raise _Poisoned(reply) from err
+        return _Outcome(reply=reply)
+    except ConcurrencyConflict:
+        raise
+    except Exception as err:
+        log.exception("handler crashed on %s", type(sub.command).__name__)
+        raise _Poisoned(
+            Rejected(code="internal_error", message=f"the command could not be decided: {err}")
+        ) from err

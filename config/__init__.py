@@ -1,0 +1,1 @@
+"""Settings model and default configuration files."""

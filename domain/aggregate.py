@@ -1,0 +1,71 @@
+"""A minimal event-sourced aggregate: state changes only by applying events.
+
+Methods that enforce rules check first and trigger events last, so a rejected command
+leaves the aggregate untouched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from domain.events import CommandContext, DomainEvent
+
+A = TypeVar("A", bound="Aggregate")
+
+
+class Aggregate:
+    def __init__(self, aggregate_id: uuid.UUID) -> None:
+        self.id = aggregate_id
+        self.version = 0
+        self._pending: list[DomainEvent] = []
+
+    def _trigger(
+        self,
+        event_cls: type[DomainEvent],
+        ctx: CommandContext,
+        *,
+        occurred_at: datetime | None = None,
+        **payload: Any,
+    ) -> DomainEvent:
+        event = event_cls(
+            originator_id=self.id,
+            originator_version=self.version + 1,
+            event_id=uuid.uuid4(),
+            project_id=ctx.project_id,
+            actor=ctx.actor,
+            correlation_id=ctx.correlation_id,
+            causation_id=str(ctx.command_id),
+            occurred_at=occurred_at or ctx.received_at,
+            **payload,
+        )
+        self.apply(event)
+        self._pending.append(event)
+        return event
+
+    def apply(self, event: DomainEvent) -> None:
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is None:
+            raise TypeError(f"{type(self).__name__} cannot apply {event.TYPE}")
+        handler(event)
+        self.version = event.originator_version
+
+    def collect_events(self) -> list[DomainEvent]:
+        """Hand over the events not yet saved (the eventsourcing library's protocol)."""
+        events, self._pending = self._pending, []
+        return events
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    @classmethod
+    def replay(cls: type[A], events: Iterable[DomainEvent]) -> A | None:
+        aggregate: A | None = None
+        for event in events:
+            if aggregate is None:
+                aggregate = cls(event.originator_id)
+            aggregate.apply(event)
+        return aggregate

@@ -1,0 +1,50 @@
+"""What a projector is, and the ports it writes to and reads from (DuckDB in adapters/).
+
+Projectors are plain classes fed batches of envelopes (dicts, ARCHITECTURE.md §3) in
+store-position order. The runner commits their rows together with their positions, so
+a projector never sees an event twice and needs no idempotency logic of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+Envelope = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (column, DuckDB type)
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    def ddl(self) -> list[str]:
+        cols = ", ".join(f"{c} {t}" for c, t in self.columns)
+        stmts = [f"CREATE TABLE IF NOT EXISTS {self.name} ({cols})"]
+        for i, idx in enumerate(self.indexes):
+            stmts.append(f"CREATE INDEX IF NOT EXISTS {self.name}_ix{i} ON {self.name} ({', '.join(idx)})")
+        return stmts
+
+
+class ViewTx(Protocol):
+    """One read-model transaction."""
+
+    def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Append rows (dicts keyed by column; missing columns are NULL), set-based."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+
+class ViewReader(Protocol):
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+
+class Projector:
+    name: ClassVar[str]
+    handles: ClassVar[frozenset[str]]
+    tables: ClassVar[tuple[Table, ...]]
+
+    def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
+        raise NotImplementedError

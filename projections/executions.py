@@ -1,0 +1,233 @@
+"""Executions and their task results, shaped like the calibration platform's API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from projections.base import Envelope, Projector, Table, ViewReader, ViewTx
+
+EXECUTION = Table(
+    "execution",
+    (
+        ("project_id", "VARCHAR"),
+        ("execution_id", "VARCHAR"),
+        ("chip_id", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("flow_name", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("message", "VARCHAR"),
+        ("tags_json", "VARCHAR"),
+        ("note_json", "VARCHAR"),
+        ("start_at", "TIMESTAMPTZ"),
+        ("end_at", "TIMESTAMPTZ"),
+        ("position", "BIGINT"),
+    ),
+    (("project_id", "execution_id"), ("project_id", "chip_id")),
+)
+TASK = Table(
+    "task_result",
+    (
+        ("project_id", "VARCHAR"),
+        ("task_id", "VARCHAR"),
+        ("execution_id", "VARCHAR"),
+        ("chip_id", "VARCHAR"),
+        ("task_name", "VARCHAR"),
+        ("task_type", "VARCHAR"),
+        ("qid", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("message", "VARCHAR"),
+        ("input_json", "VARCHAR"),
+        ("output_json", "VARCHAR"),
+        ("run_json", "VARCHAR"),
+        ("start_at", "TIMESTAMPTZ"),
+        ("end_at", "TIMESTAMPTZ"),
+        ("position", "BIGINT"),
+    ),
+    (("project_id", "task_id"), ("project_id", "execution_id")),
+)
+
+
+class ExecutionProjector(Projector):
+    name = "executions"
+    handles = frozenset(
+        {
+            "calibration.ExecutionStarted",
+            "calibration.TaskResultRecorded",
+            "calibration.ExecutionFinished",
+        }
+    )
+    tables = (EXECUTION, TASK)
+
+    def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
+        tasks = []
+        for env in batch:
+            p, kind = env["payload"], env["type"]
+            if kind == "calibration.TaskResultRecorded":
+                tasks.append(
+                    {
+                        "project_id": env["project_id"],
+                        "task_id": p["task_id"],
+                        "execution_id": p["execution_id"],
+                        "chip_id": p["chip_id"],
+                        "task_name": p["task_name"],
+                        "task_type": p["task_type"],
+                        "qid": p["qid"],
+                        "status": p["status"],
+                        "message": p["message"],
+                        "input_json": json.dumps(p["input_parameters"]),
+                        "output_json": json.dumps(p["output_parameters"]),
+                        "run_json": json.dumps(p["run_parameters"]),
+                        "start_at": p["start_at"],
+                        "end_at": p["end_at"],
+                        "position": env["position"],
+                    }
+                )
+                continue
+            # Starts and ends are rare; apply them in order, after the tasks before them.
+            tx.insert(TASK, tasks)
+            tasks = []
+            if kind == "calibration.ExecutionStarted":
+                tx.insert(
+                    EXECUTION,
+                    [
+                        {
+                            "project_id": env["project_id"],
+                            "execution_id": p["execution_id"],
+                            "chip_id": p["chip_id"],
+                            "name": p["name"],
+                            "flow_name": p["flow_name"],
+                            "status": "running",
+                            "message": "",
+                            "tags_json": json.dumps(p["tags"]),
+                            "note_json": json.dumps(p["note"]),
+                            "start_at": env["occurred_at"],
+                            "position": env["position"],
+                        }
+                    ],
+                )
+            else:
+                tx.execute(
+                    "UPDATE execution SET status = ?, message = ?, end_at = ?"
+                    " WHERE project_id = ? AND execution_id = ?",
+                    [p["status"], p["message"], env["occurred_at"], env["project_id"], p["execution_id"]],
+                )
+        tx.insert(TASK, tasks)
+
+
+# -- queries -----------------------------------------------------------------------
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def _elapsed(start: datetime | None, end: datetime | None) -> str | None:
+    return str(end - start) if start and end else None
+
+
+def _execution_summary(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": r["name"],
+        "execution_id": r["execution_id"],
+        "status": r["status"],
+        "start_at": _iso(r["start_at"]),
+        "end_at": _iso(r["end_at"]),
+        "elapsed_time": _elapsed(r["start_at"], r["end_at"]),
+        "tags": json.loads(r["tags_json"]),
+        "note": json.loads(r["note_json"]),
+    }
+
+
+def list_executions(db: ViewReader, project_id: str, chip_id: str, *, skip: int, limit: int):
+    where = "project_id = ? AND chip_id = ?"
+    total = db.rows(f"SELECT count(*) AS n FROM execution WHERE {where}", [project_id, chip_id])[0]["n"]
+    rows = db.rows(
+        f"SELECT * FROM execution WHERE {where} ORDER BY start_at DESC, execution_id LIMIT ? OFFSET ?",
+        [project_id, chip_id, limit, skip],
+    )
+    return {"executions": [_execution_summary(r) for r in rows], "total": total, "skip": skip, "limit": limit}
+
+
+def _task_entry(t: dict[str, Any]) -> dict[str, Any]:
+    outputs = json.loads(t["output_json"])
+    return {
+        "task_id": t["task_id"],
+        "qid": t["qid"],
+        "name": t["task_name"],
+        "upstream_id": None,
+        "status": t["status"],
+        "message": t["message"],
+        "input_parameters": json.loads(t["input_json"]),
+        "output_parameters": outputs,
+        "output_parameter_names": list(outputs),
+        "run_parameters": json.loads(t["run_json"]),
+        "note": {},
+        "figure_path": [],
+        "json_figure_path": [],
+        "raw_data_path": [],
+        "start_at": _iso(t["start_at"]),
+        "end_at": _iso(t["end_at"]),
+        "elapsed_time": _elapsed(t["start_at"], t["end_at"]),
+        "task_type": t["task_type"],
+        "default_view": True,
+    }
+
+
+def get_execution(db: ViewReader, project_id: str, execution_id: str) -> dict[str, Any] | None:
+    rows = db.rows(
+        "SELECT * FROM execution WHERE project_id = ? AND execution_id = ?", [project_id, execution_id]
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    tasks = db.rows(
+        "SELECT * FROM task_result WHERE project_id = ? AND execution_id = ? ORDER BY position",
+        [project_id, execution_id],
+    )
+    summary = _execution_summary(r)
+    return {
+        "name": r["name"],
+        "status": r["status"],
+        "flow_name": r["flow_name"],
+        "start_at": summary["start_at"],
+        "end_at": summary["end_at"],
+        "elapsed_time": summary["elapsed_time"],
+        "task": [_task_entry(t) for t in tasks],
+        "note": summary["note"],
+        "tags": summary["tags"],
+        "chip_id": r["chip_id"],
+    }
+
+
+def get_task_result(db: ViewReader, project_id: str, task_id: str) -> dict[str, Any] | None:
+    rows = db.rows(
+        "SELECT t.*, e.flow_name, e.tags_json FROM task_result t JOIN execution e"
+        " ON e.project_id = t.project_id AND e.execution_id = t.execution_id"
+        " WHERE t.project_id = ? AND t.task_id = ? ORDER BY t.position LIMIT 1",
+        [project_id, task_id],
+    )
+    if not rows:
+        return None
+    t = rows[0]
+    return {
+        "task_id": t["task_id"],
+        "task_name": t["task_name"],
+        "qid": t["qid"],
+        "status": t["status"],
+        "execution_id": t["execution_id"],
+        "flow_name": t["flow_name"],
+        "figure_path": [],
+        "json_figure_path": [],
+        "input_parameters": json.loads(t["input_json"]),
+        "output_parameters": json.loads(t["output_json"]),
+        "run_parameters": json.loads(t["run_json"]),
+        "tags": json.loads(t["tags_json"]),
+        "source_task_id": None,
+        "re_executions": [],
+        "start_at": _iso(t["start_at"]),
+        "end_at": _iso(t["end_at"]),
+        "elapsed_time": _elapsed(t["start_at"], t["end_at"]),
+    }
+
+

@@ -1,0 +1,181 @@
+"""Parameter versions and their PROV relations (used / wasGeneratedBy / wasDerivedFrom)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from projections.base import Envelope, Projector, Table, ViewReader, ViewTx
+
+VERSION = Table(
+    "parameter_version",
+    (
+        ("project_id", "VARCHAR"),
+        ("chip_id", "VARCHAR"),
+        ("qid", "VARCHAR"),
+        ("parameter_name", "VARCHAR"),
+        ("version", "INTEGER"),
+        ("entity_id", "VARCHAR"),
+        ("value_json", "VARCHAR"),
+        ("value_type", "VARCHAR"),
+        ("unit", "VARCHAR"),
+        ("error", "DOUBLE"),
+        ("valid_from", "TIMESTAMPTZ"),
+        ("valid_until", "TIMESTAMPTZ"),
+        ("execution_id", "VARCHAR"),
+        ("task_id", "VARCHAR"),
+        ("task_name", "VARCHAR"),
+        ("position", "BIGINT"),
+    ),
+    (("project_id", "entity_id"), ("project_id", "chip_id", "qid", "parameter_name")),
+)
+RELATION = Table(
+    "prov_relation",
+    (
+        ("project_id", "VARCHAR"),
+        ("relation", "VARCHAR"),  # used | wasGeneratedBy | wasDerivedFrom
+        ("subject", "VARCHAR"),
+        ("object", "VARCHAR"),
+        ("position", "BIGINT"),
+    ),
+    (("project_id", "subject"), ("project_id", "object")),
+)
+
+
+def activity_id(execution_id: str, task_id: str) -> str:
+    return f"{execution_id}:{task_id}"
+
+
+class ProvenanceProjector(Projector):
+    name = "provenance"
+    handles = frozenset({"calibration.ParameterVersionRecorded", "calibration.TaskResultRecorded"})
+    tables = (VERSION, RELATION)
+
+    def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
+        versions: list[dict[str, Any]] = []
+        relations: list[dict[str, Any]] = []
+        for env in batch:
+            p, rel = env["payload"], {"project_id": env["project_id"], "position": env["position"]}
+            activity = activity_id(p["execution_id"], p["task_id"])
+            if env["type"] == "calibration.TaskResultRecorded":
+                relations.extend(
+                    {**rel, "relation": "used", "subject": activity, "object": u} for u in p["used"]
+                )
+                continue
+            versions.append(
+                {
+                    "project_id": env["project_id"],
+                    "chip_id": p["chip_id"],
+                    "qid": p["qid"],
+                    "parameter_name": p["parameter_name"],
+                    "version": p["version"],
+                    "entity_id": p["entity_id"],
+                    "value_json": json.dumps(p["value"]),
+                    "value_type": p["value_type"],
+                    "unit": p["unit"],
+                    "error": p["error"],
+                    "valid_from": p["valid_from"],
+                    "execution_id": p["execution_id"],
+                    "task_id": p["task_id"],
+                    "task_name": p["task_name"],
+                    "position": env["position"],
+                }
+            )
+            relations.append(
+                {**rel, "relation": "wasGeneratedBy", "subject": p["entity_id"], "object": activity}
+            )
+            relations.extend(
+                {**rel, "relation": "wasDerivedFrom", "subject": p["entity_id"], "object": u}
+                for u in p["used"]
+            )
+        tx.insert(VERSION, versions)
+        tx.insert(RELATION, relations)
+        if versions:
+            # Close the previous version of every series that got a new one in this batch.
+            lo, hi = versions[0]["position"], versions[-1]["position"]
+            tx.execute(
+                "UPDATE parameter_version AS prev SET valid_until = nxt.valid_from"
+                " FROM parameter_version AS nxt"
+                " WHERE nxt.position BETWEEN ? AND ?"
+                " AND prev.project_id = nxt.project_id AND prev.chip_id = nxt.chip_id"
+                " AND prev.qid = nxt.qid AND prev.parameter_name = nxt.parameter_name"
+                " AND prev.version = nxt.version - 1",
+                [lo, hi],
+            )
+
+
+# -- queries -----------------------------------------------------------------------
+VERSION_COLUMNS = (
+    "entity_id, parameter_name, qid, value_json, value_type, unit, error, version, valid_from,"
+    " valid_until, execution_id, task_id, task_name, project_id, chip_id"
+)
+
+
+def _iso(t):
+    return t.isoformat() if t is not None else None
+
+
+def _version_dict(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["value"] = json.loads(out.pop("value_json"))
+    out["valid_from"] = _iso(out["valid_from"])
+    out["valid_until"] = _iso(out["valid_until"])
+    return out
+
+
+def get_entity(db: ViewReader, project_id: str, entity_id: str) -> dict[str, Any] | None:
+    rows = db.rows(
+        f"SELECT {VERSION_COLUMNS} FROM parameter_version WHERE project_id = ? AND entity_id = ?",
+        [project_id, entity_id],
+    )
+    return _version_dict(rows[0]) if rows else None
+
+
+def parameter_history(
+    db: ViewReader, project_id: str, parameter_name: str, qid: str, *, limit: int, chip_id: str | None
+) -> dict[str, Any]:
+    where = "project_id = ? AND parameter_name = ? AND qid = ?"
+    params: list[Any] = [project_id, parameter_name, qid]
+    if chip_id:
+        where += " AND chip_id = ?"
+        params.append(chip_id)
+    total = db.rows(f"SELECT count(*) AS n FROM parameter_version WHERE {where}", params)[0]["n"]
+    rows = db.rows(
+        f"SELECT {VERSION_COLUMNS} FROM parameter_version WHERE {where}"
+        " ORDER BY valid_from DESC, version DESC LIMIT ?",
+        [*params, limit],
+    )
+    return {
+        "parameter_name": parameter_name,
+        "qid": qid,
+        "versions": [_version_dict(r) for r in rows],
+        "total_versions": total,
+    }
+
+
+def current_parameters(
+    db: ViewReader, project_id: str, chip_id: str, qids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """{qid: {parameter_name: current version}} for the given qubits or couplings."""
+    if not qids:
+        return {}
+    rows = db.rows(
+        "SELECT qid, parameter_name, value_json, unit, error, version, entity_id, valid_from,"
+        " execution_id, task_id FROM parameter_version"
+        " WHERE project_id = ? AND chip_id = ? AND list_contains(?, qid) AND valid_until IS NULL",
+        [project_id, chip_id, qids],
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        out.setdefault(r["qid"], {})[r["parameter_name"]] = {
+            "value": json.loads(r["value_json"]),
+            "unit": r["unit"],
+            "error": r["error"],
+            "version": r["version"],
+            "entity_id": r["entity_id"],
+            "calibrated_at": _iso(r["valid_from"]),
+            "execution_id": r["execution_id"],
+            "task_id": r["task_id"],
+        }
+    return out

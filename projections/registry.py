@@ -1,0 +1,12 @@
+"""Every projector the read side runs, in the order they see a batch."""
+
+from __future__ import annotations
+
+from projections.base import Projector
+from projections.chips import ChipProjector
+from projections.executions import ExecutionProjector
+from projections.provenance import ProvenanceProjector
+
+
+def all_projectors() -> list[Projector]:
+    return [ChipProjector(), ExecutionProjector(), ProvenanceProjector()]
