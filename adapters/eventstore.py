@@ -31,7 +31,8 @@ from pydantic import TypeAdapter
 
 from commands.ports import ConcurrencyConflict, StoreUnavailable
 from domain.aggregate import Aggregate
-from domain.events import EVENT_TYPES, DomainEvent, upcast
+from domain.catalog import EVENT_TYPES
+from domain.events import DomainEvent, upcast
 
 A = TypeVar("A", bound=Aggregate)
 

@@ -1,0 +1,131 @@
+"""`qledger` command line: serve, projections rebuild, schema, events tail."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+from config.settings import Settings
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    from adapters.bootstrap import run_serve
+
+    if args.port is not None:
+        settings.http_port = args.port
+    run_serve(settings)
+
+
+def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
+    from adapters.bootstrap import data_dir_lock
+    from adapters.eventstore import EventStore, envelope, store_location
+    from adapters.readstore import ReadStore
+    from projections.registry import all_projectors
+
+    target = settings.duckdb_path
+    with data_dir_lock(settings.data_dir):
+        store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
+        fresh = target.with_name(target.name + ".rebuild")
+        for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
+            stale.unlink(missing_ok=True)
+        read = ReadStore(fresh, all_projectors())
+        position, count = 0, 0
+        while True:
+            notes = store.notifications_after(position, 5000, stop=args.to_position)
+            if not notes:
+                break
+            read.apply([envelope(n) for n in notes])
+            position, count = notes[-1].id, count + len(notes)
+        read.close()
+        store.close()
+        target.with_name(target.name + ".wal").unlink(missing_ok=True)
+        os.replace(fresh, target)
+    print(f"rebuilt {target} from {count} events (up to position {position})")
+
+
+def _cmd_schema(args: argparse.Namespace, settings: Settings) -> None:
+    from pydantic import TypeAdapter
+
+    from commands.models import COMMANDS
+    from domain.catalog import EVENT_TYPES
+
+    doc = {
+        "commands": {
+            f"qledger.cmd.{subject}": model.model_json_schema() for subject, model in COMMANDS.items()
+        },
+        "events": {
+            name: {"schema_version": cls.VERSION, **TypeAdapter(cls).json_schema()}
+            for name, cls in sorted(EVENT_TYPES.items())
+        },
+    }
+    json.dump(doc, sys.stdout, indent=2, default=str)
+    print()
+
+
+def _cmd_tail(args: argparse.Namespace, settings: Settings) -> None:
+    import nats
+    from nats.js import api
+
+    url = args.nats_url or settings.nats_url
+    if url is None:
+        url_file = settings.data_dir / "nats.url"
+        if not url_file.exists():
+            raise SystemExit(f"no NATS URL: is qledger serving {settings.data_dir}? (or pass --nats-url)")
+        url = url_file.read_text().strip()
+
+    async def tail() -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        policy = api.DeliverPolicy.ALL if args.from_start else api.DeliverPolicy.NEW
+        sub = await js.subscribe(args.subject, ordered_consumer=True, deliver_policy=policy)
+        try:
+            async for msg in sub.messages:
+                print(msg.data.decode(), flush=True)
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(tail())
+    except KeyboardInterrupt:
+        pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qledger", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run NATS (embedded), store, relay, projections and HTTP")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8000, QLEDGER_HTTP_PORT)")
+    serve.set_defaults(func=_cmd_serve)
+
+    projections = sub.add_parser("projections", help="read-model maintenance")
+    psub = projections.add_subparsers(dest="projections_command", required=True)
+    rebuild = psub.add_parser(
+        "rebuild", help="replay the event store into a fresh DuckDB file and swap it in"
+    )
+    rebuild.add_argument("--to-position", type=int, default=None, help="stop at this position")
+    rebuild.set_defaults(func=_cmd_rebuild)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of every command and event")
+    schema.set_defaults(func=_cmd_schema)
+
+    events = sub.add_parser("events", help="the event stream")
+    esub = events.add_subparsers(dest="events_command", required=True)
+    tail = esub.add_parser("tail", help="print events from the bus as they arrive (JSON lines)")
+    tail.add_argument("--subject", default="qledger.evt.>", help="subject filter")
+    tail.add_argument("--from-start", action="store_true", help="replay the stream first")
+    tail.add_argument("--nats-url", default=None)
+    tail.set_defaults(func=_cmd_tail)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args, Settings())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The command side on the bus: a FastStream subscriber on `qledger.cmd.>` feeding one
+writer that decides commands in batches and saves each batch in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from faststream.nats import NatsBroker, NatsMessage
+from pydantic import ValidationError
+
+from commands.models import COMMANDS, Command, Rejected, Reply
+from commands.ports import StoreUnavailable
+from commands.processor import Submission, process_batch
+from domain.events import CommandContext
+
+from .eventstore import EventStore
+
+log = logging.getLogger(__name__)
+
+CMD_PREFIX = "qledger.cmd."
+PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # one NATS subject token
+DEFAULT_PROJECT = "default"
+DEFAULT_ACTOR = "system"
+
+
+class CommandWriter:
+    """Collects submissions from many concurrent requests; one thread commits them in batches."""
+
+    def __init__(self, store: EventStore, *, batch_max: int, on_commit: Callable[[], None]) -> None:
+        self.store = store
+        self.batch_max = batch_max
+        self.on_commit = on_commit
+        self.queue: asyncio.Queue[tuple[Submission, asyncio.Future[Reply]]] = asyncio.Queue()
+
+    async def submit(self, submission: Submission) -> Reply:
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        await self.queue.put((submission, future))
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.batch_max and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                replies = await asyncio.to_thread(process_batch, [s for s, _ in batch], self.store)
+            except StoreUnavailable as err:
+                log.error("event store unavailable: %s", err)
+                replies = [Rejected(code="store_unavailable", message=str(err))] * len(batch)
+            except Exception as err:
+                log.exception("command batch failed")
+                replies = [Rejected(code="internal_error", message=str(err))] * len(batch)
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if not future.done():
+                    future.set_result(reply)
+            self.on_commit()
+
+
+def parse_command(subject: str, body: bytes, headers: Mapping[str, str]) -> Submission | Rejected:
+    """Subject + JSON body + headers -> a Submission, or the reason it is refused."""
+    name = subject.removeprefix(CMD_PREFIX)
+    model = COMMANDS.get(name)
+    if model is None:
+        known = ", ".join(sorted(COMMANDS))
+        return Rejected(code="unknown_command", message=f"no command '{name}'; known: {known}")
+    try:
+        command: Command = model.model_validate_json(body)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()[:10]
+        )
+        return Rejected(code="invalid_command", message=f"{model.__name__}: {problems}")
+    project = headers.get("X-Project-Id") or DEFAULT_PROJECT
+    if not PROJECT_RE.match(project):
+        return Rejected(code="invalid_project", message="X-Project-Id must match [A-Za-z0-9_-]{1,64}")
+    key = headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        return Rejected(code="invalid_idempotency_key", message="Idempotency-Key must be 1-200 characters")
+    command_id = uuid.uuid4()
+    ctx = CommandContext(
+        project_id=project,
+        actor=headers.get("X-Actor") or DEFAULT_ACTOR,
+        command_id=command_id,
+        correlation_id=headers.get("X-Correlation-Id") or str(command_id),
+        received_at=datetime.now(UTC),
+    )
+    return Submission(command=command, ctx=ctx, idempotency_key=key)
+
+
+def command_broker(nats_url: str, writer: CommandWriter) -> NatsBroker:
+    broker = NatsBroker(nats_url, log_level=logging.DEBUG)
+
+    # A queue group: several command nodes share the load; the store's optimistic
+    # concurrency keeps them consistent.
+    @broker.subscriber(CMD_PREFIX + ">", queue="qledger-commands", max_workers=1024)
+    async def on_command(msg: NatsMessage) -> bytes:
+        parsed = parse_command(msg.raw_message.subject, msg.body, msg.headers or {})
+        reply = parsed if isinstance(parsed, Rejected) else await writer.submit(parsed)
+        return reply.model_dump_json().encode()
+
+    return broker

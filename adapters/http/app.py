@@ -1,0 +1,54 @@
+"""The FastAPI application: routers, and one error shape {"code", "message"} for every 4xx/5xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapters.http import chips, executions, provenance
+
+
+def create_app(*, gateway: Any, read: Any, runner: Any, health: Any, read_wait_seconds: float) -> FastAPI:
+    app = FastAPI(
+        title="qledger",
+        description="System of record for a superconducting-QPU lab: calibration results,"
+        " parameter versions with lineage, controller commands and the digital twin.",
+        version="0.1.0",
+    )
+    app.state.gateway = gateway
+    app.state.read = read
+    app.state.runner = runner
+    app.state.read_wait_seconds = read_wait_seconds
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict) and "code" in exc.detail:
+            body = exc.detail
+        else:
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+            body = {"code": code, "message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:10]
+        )
+        detail = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in errors[:50]]
+        return JSONResponse(
+            {"code": "invalid_request", "message": summary, "detail": detail}, status_code=422
+        )
+
+    @app.get("/api/health", tags=["system"])
+    async def get_health() -> dict[str, Any]:
+        return await health()
+
+    app.include_router(chips.router)
+    app.include_router(executions.router)
+    app.include_router(provenance.router)
+    return app

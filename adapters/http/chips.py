@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from adapters.http.deps import (
+    IdempotencyKey,
+    ProjectId,
+    ReadAfter,
+    ReadModels,
+    not_found,
+    send_command,
+)
+from commands.models import Ident, RegisterChip
+from projections import chips as q
+
+router = APIRouter(prefix="/api/chips", tags=["chip"])
+
+
+class CreateChipRequest(BaseModel):
+    chip_id: Ident
+    size: Annotated[int, Field(ge=1, le=1024)]
+    topology_id: Annotated[str, Field(min_length=1, max_length=128)] = "square-lattice"
+
+
+class ChipResponse(BaseModel):
+    chip_id: str
+    size: int
+    topology_id: str
+    qubit_count: int
+    coupling_count: int
+    installed_at: str | None
+
+
+class ListChipsResponse(BaseModel):
+    chips: list[ChipResponse]
+    total: int
+
+
+class TargetResponse(BaseModel):
+    qid: str
+    chip_id: str
+    status: str
+    data: dict
+
+
+class ListQubitsResponse(BaseModel):
+    qubits: list[TargetResponse]
+    total: int
+    limit: int
+    offset: int
+
+
+class ListCouplingsResponse(BaseModel):
+    couplings: list[TargetResponse]
+    total: int
+    limit: int
+    offset: int
+
+
+@router.get("", response_model=ListChipsResponse, dependencies=[ReadAfter])
+def list_chips(project: ProjectId, db: ReadModels):
+    return q.list_chips(db, project)
+
+
+@router.post("", response_model=ChipResponse)
+async def create_chip(
+    body: CreateChipRequest,
+    request: Request,
+    response: Response,
+    project: ProjectId,
+    db: ReadModels,
+    idempotency_key: IdempotencyKey = None,
+):
+    command = RegisterChip(**body.model_dump())
+    reply = await send_command(request, command, project, idempotency_key, wait=True)
+    response.headers["X-Position"] = str(reply.position)
+    return q.get_chip(db, project, body.chip_id)
+
+
+def _chip_or_404(db, project: str, chip_id: str):
+    chip = q.get_chip(db, project, chip_id)
+    if chip is None:
+        raise not_found(f"chip '{chip_id}'")
+    return chip
+
+
+@router.get("/{chip_id}", response_model=ChipResponse, dependencies=[ReadAfter])
+def get_chip(chip_id: str, project: ProjectId, db: ReadModels):
+    return _chip_or_404(db, project, chip_id)
+
+
+@router.get("/{chip_id}/qubits", response_model=ListQubitsResponse, dependencies=[ReadAfter])
+def list_qubits(
+    chip_id: str,
+    project: ProjectId,
+    db: ReadModels,
+    limit: Annotated[int, Query(ge=1, le=256)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    qids: Annotated[list[str] | None, Query()] = None,
+):
+    _chip_or_404(db, project, chip_id)
+    page = q.list_targets(db, project, chip_id, "qubit", limit=limit, offset=offset, ids=qids)
+    return {"qubits": page.pop("items"), **page}
+
+
+@router.get("/{chip_id}/qubits/{qid}", response_model=TargetResponse, dependencies=[ReadAfter])
+def get_qubit(chip_id: str, qid: str, project: ProjectId, db: ReadModels):
+    qubit = q.get_target(db, project, chip_id, "qubit", qid)
+    if qubit is None:
+        raise not_found(f"qubit '{qid}' of chip '{chip_id}'")
+    return qubit
+
+
+@router.get("/{chip_id}/couplings", response_model=ListCouplingsResponse, dependencies=[ReadAfter])
+def list_couplings(
+    chip_id: str,
+    project: ProjectId,
+    db: ReadModels,
+    limit: Annotated[int, Query(ge=1, le=512)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    _chip_or_404(db, project, chip_id)
+    page = q.list_targets(db, project, chip_id, "coupling", limit=limit, offset=offset)
+    return {"couplings": page.pop("items"), **page}
+
+
+@router.get(
+    "/{chip_id}/couplings/{coupling_id}", response_model=TargetResponse, dependencies=[ReadAfter]
+)
+def get_coupling(chip_id: str, coupling_id: str, project: ProjectId, db: ReadModels):
+    coupling = q.get_target(db, project, chip_id, "coupling", coupling_id)
+    if coupling is None:
+        raise not_found(f"coupling '{coupling_id}' of chip '{chip_id}'")
+    return coupling

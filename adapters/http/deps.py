@@ -1,0 +1,127 @@
+"""Typed dependencies shared by the routers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Header, HTTPException, Query, Request
+
+from adapters.commandbus import DEFAULT_PROJECT, PROJECT_RE
+from adapters.readstore import ReadStore
+from commands.models import Accepted, Command, Rejected, Reply
+
+# How a rejected command's code maps to HTTP. Unlisted codes are 400.
+STATUS_BY_CODE = {
+    "invalid_command": 422,
+    "invalid_input": 422,
+    "invalid_size": 422,
+    "unknown_topology": 422,
+    "invalid_status": 422,
+    "invalid_time_range": 422,
+    "unknown_qid": 422,
+    "unknown_input_version": 422,
+    "not_found": 404,
+    "chip_not_found": 404,
+    "execution_not_found": 404,
+    "chip_exists": 409,
+    "execution_exists": 409,
+    "execution_finished": 409,
+    "duplicate_task": 409,
+    "stale_measurement": 409,
+    "idempotency_key_reused": 409,
+    "concurrency_conflict": 409,
+    "store_unavailable": 503,
+    "bus_unavailable": 503,
+    "internal_error": 500,
+}
+
+
+class ApiError(HTTPException):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status_code=status, detail={"code": code, "message": message})
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+class Gateway(Protocol):
+    async def send(self, command: Command, headers: dict[str, str]) -> Reply: ...
+
+
+class Waiter(Protocol):
+    stalled: str | None
+
+    async def wait_for(self, position: int, timeout: float) -> bool: ...
+
+
+def project_id(x_project_id: Annotated[str | None, Header()] = None) -> str:
+    project = x_project_id or DEFAULT_PROJECT
+    if not PROJECT_RE.match(project):
+        raise ApiError(400, "invalid_project", "X-Project-Id must match [A-Za-z0-9_-]{1,64}")
+    return project
+
+
+ProjectId = Annotated[str, Depends(project_id)]
+
+
+def read_models(request: Request) -> ReadStore:
+    return request.app.state.read
+
+
+ReadModels = Annotated[ReadStore, Depends(read_models)]
+
+
+async def wait_for_position(position: int, request: Request) -> None:
+    runner: Waiter = request.app.state.runner
+    timeout: float = request.app.state.read_wait_seconds
+    if not await runner.wait_for(position, timeout):
+        reason = f" ({runner.stalled})" if runner.stalled else ""
+        raise ApiError(
+            503,
+            "projection_lagging",
+            f"read models have not reached position {position} within {timeout:g}s{reason}; retry",
+        )
+
+
+async def read_after(
+    request: Request,
+    min_position: Annotated[int | None, Query(ge=0, description="wait until projected")] = None,
+    x_min_position: Annotated[int | None, Header(ge=0)] = None,
+) -> None:
+    """Read-your-writes: wait (bounded) until the read models reached this position."""
+    position = max(min_position or 0, x_min_position or 0)
+    if position:
+        await wait_for_position(position, request)
+
+
+ReadAfter = Depends(read_after)
+
+
+async def send_command(
+    request: Request,
+    command: Command,
+    project: str,
+    idempotency_key: str | None,
+    *,
+    wait: bool = False,
+) -> Accepted:
+    """Send a command over the bus; a rejection becomes an ApiError with its code."""
+    headers = {"X-Project-Id": project, "X-Correlation-Id": str(uuid.uuid4())}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    gateway: Gateway = request.app.state.gateway
+    reply = await gateway.send(command, headers)
+    if isinstance(reply, Rejected):
+        raise ApiError(STATUS_BY_CODE.get(reply.code, 400), reply.code, reply.message)
+    if wait:
+        await wait_for_position(reply.position, request)
+    return reply
+
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def accepted_body(reply: Accepted, **extra: Any) -> dict[str, Any]:
+    return {**extra, "status": "accepted", "event_ids": reply.event_ids, "position": reply.position}

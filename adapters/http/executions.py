@@ -1,0 +1,177 @@
+"""Executions and task results. The reference serves reads only (its writes come from a
+workflow engine); qledger adds the write endpoints as gateways to the same bus commands."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.http.deps import (
+    IdempotencyKey,
+    ProjectId,
+    ReadAfter,
+    ReadModels,
+    accepted_body,
+    not_found,
+    send_command,
+)
+from commands.models import (
+    CancelExecution,
+    CompleteExecution,
+    FailExecution,
+    Ident,
+    InputParameter,
+    OutputParameter,
+    RecordTaskResult,
+    StartExecution,
+    TaskResultIn,
+    UtcDatetime,
+)
+from projections import executions as q
+
+router = APIRouter(tags=["execution"])
+
+
+class StartExecutionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    execution_id: Ident | None = Field(None, description="generated when omitted")
+    chip_id: Ident
+    name: str = ""
+    flow_name: str = ""
+    tags: list[str] = Field(default_factory=list)
+    note: dict[str, Any] = Field(default_factory=dict)
+    started_at: UtcDatetime | None = None
+
+
+class TaskResultRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task_id: Ident | None = Field(None, description="generated when omitted")
+    task_name: str
+    task_type: str = "qubit"
+    qid: Ident
+    status: str = "completed"
+    message: str = ""
+    input_parameters: dict[str, InputParameter] = Field(default_factory=dict)
+    output_parameters: dict[str, OutputParameter] = Field(default_factory=dict)
+    run_parameters: dict[str, Any] = Field(default_factory=dict)
+    start_at: UtcDatetime
+    end_at: UtcDatetime
+
+
+class FinishRequest(BaseModel):
+    message: str = ""
+
+
+class Accepted(BaseModel):
+    status: str
+    event_ids: list[str]
+    position: int
+
+
+class ExecutionAccepted(Accepted):
+    execution_id: str
+
+
+class TaskAccepted(Accepted):
+    task_id: str
+
+
+@router.get("/api/executions", dependencies=[ReadAfter])
+def list_executions(
+    project: ProjectId,
+    db: ReadModels,
+    chip_id: Annotated[str, Query(description="Chip ID to filter executions")],
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    return q.list_executions(db, project, chip_id, skip=skip, limit=limit)
+
+
+@router.get("/api/executions/{execution_id}", dependencies=[ReadAfter])
+def get_execution(execution_id: str, project: ProjectId, db: ReadModels):
+    found = q.get_execution(db, project, execution_id)
+    if found is None:
+        raise not_found(f"execution '{execution_id}'")
+    return found
+
+
+@router.get("/api/tasks/{task_id}/result", tags=["task"], dependencies=[ReadAfter])
+def get_task_result(task_id: str, project: ProjectId, db: ReadModels):
+    found = q.get_task_result(db, project, task_id)
+    if found is None:
+        raise not_found(f"task result '{task_id}'")
+    return found
+
+
+@router.post("/api/executions", response_model=ExecutionAccepted)
+async def start_execution(
+    body: StartExecutionRequest,
+    request: Request,
+    project: ProjectId,
+    idempotency_key: IdempotencyKey = None,
+):
+    fields = body.model_dump()
+    fields["execution_id"] = body.execution_id or uuid.uuid4().hex
+    reply = await send_command(request, StartExecution(**fields), project, idempotency_key)
+    return accepted_body(reply, execution_id=fields["execution_id"])
+
+
+@router.post("/api/executions/{execution_id}/tasks", response_model=TaskAccepted)
+async def record_task_result(
+    execution_id: str,
+    body: TaskResultRequest,
+    request: Request,
+    project: ProjectId,
+    idempotency_key: IdempotencyKey = None,
+):
+    fields = body.model_dump()
+    fields["task_id"] = body.task_id or uuid.uuid4().hex
+    command = RecordTaskResult(execution_id=execution_id, task=TaskResultIn(**fields))
+    reply = await send_command(request, command, project, idempotency_key)
+    return accepted_body(reply, task_id=fields["task_id"])
+
+
+async def _finish(request, command, project, key):
+    return accepted_body(await send_command(request, command, project, key))
+
+
+@router.post("/api/executions/{execution_id}/complete", response_model=Accepted)
+async def complete_execution(
+    execution_id: str,
+    request: Request,
+    project: ProjectId,
+    body: FinishRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+):
+    message = body.message if body else ""
+    command = CompleteExecution(execution_id=execution_id, message=message)
+    return await _finish(request, command, project, idempotency_key)
+
+
+@router.post("/api/executions/{execution_id}/fail", response_model=Accepted)
+async def fail_execution(
+    execution_id: str,
+    request: Request,
+    project: ProjectId,
+    body: FinishRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+):
+    message = body.message if body else ""
+    command = FailExecution(execution_id=execution_id, message=message)
+    return await _finish(request, command, project, idempotency_key)
+
+
+@router.post("/api/executions/{flow_run_id}/cancel", response_model=Accepted)
+async def cancel_execution(
+    flow_run_id: str,
+    request: Request,
+    project: ProjectId,
+    body: FinishRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+):
+    message = body.message if body else ""
+    command = CancelExecution(execution_id=flow_run_id, message=message)
+    return await _finish(request, command, project, idempotency_key)

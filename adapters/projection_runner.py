@@ -1,0 +1,121 @@
+"""Feeds the DuckDB read models: first catches up from the event store, then follows the
+QLEDGER_EVENTS stream through a durable pull consumer with explicit acks.
+
+A batch is acked only after its rows and positions are committed. If applying fails the
+batch is retried in place (the messages are kept alive with in-progress acks) instead of
+being NAKed: a NAK would let later events overtake it and leave a hole in the read model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext, api
+
+from .eventstore import EventStore, envelope
+from .readstore import ReadStore
+from .relay import EVENT_SUBJECTS, STREAM, ensure_stream
+
+log = logging.getLogger(__name__)
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        read: ReadStore,
+        store: EventStore,
+        js: JetStreamContext,
+        *,
+        durable: str = "qledger-projections",
+        batch: int = 2000,
+    ) -> None:
+        self.read = read
+        self.store = store
+        self.js = js
+        self.durable = durable
+        self.batch = batch
+        self.changed = asyncio.Condition()
+        self.lag_samples: list[float] = []  # seconds from store commit to read-model commit
+        self.stalled: str | None = None
+
+    @property
+    def position(self) -> int:
+        return self.read.position
+
+    async def wait_for(self, position: int, timeout: float) -> bool:
+        async with self.changed:
+            try:
+                await asyncio.wait_for(
+                    self.changed.wait_for(lambda: self.read.position >= position), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
+
+    async def _applied(self, envs: list[dict]) -> None:
+        await asyncio.to_thread(self.read.apply, envs)
+        now = time.time()
+        for env in envs[-1:]:
+            self.lag_samples.append(now - _epoch(env["recorded_at"]))
+        del self.lag_samples[:-10000]
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def catch_up_from_store(self) -> None:
+        """Apply what the store has beyond the read model (e.g. after a rebuild or a lost file)."""
+        while True:
+            notes = await asyncio.to_thread(
+                self.store.notifications_after, self.read.position, self.batch
+            )
+            if not notes:
+                return
+            await self._applied([envelope(n) for n in notes])
+
+    async def run(self) -> None:
+        await ensure_stream(self.js)
+        await self.catch_up_from_store()
+        sub = await self.js.pull_subscribe(
+            EVENT_SUBJECTS,
+            durable=self.durable,
+            stream=STREAM,
+            config=api.ConsumerConfig(
+                ack_policy=api.AckPolicy.EXPLICIT,
+                ack_wait=60,
+                max_ack_pending=50_000,
+                deliver_policy=api.DeliverPolicy.ALL,
+            ),
+        )
+        while True:
+            try:
+                msgs = await sub.fetch(self.batch, timeout=0.5)
+            except (TimeoutError, NatsTimeout):
+                continue
+            envs = [json.loads(m.data) for m in msgs]
+            await self._apply_until_done(envs, msgs)
+            for m in msgs:
+                await m.ack()
+
+    async def _apply_until_done(self, envs, msgs) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._applied(envs)
+                self.stalled = None
+                return
+            except Exception as err:
+                self.stalled = f"projection stalled at position {self.read.position}: {err}"
+                log.exception("projection batch failed; retrying in %.1fs", delay)
+                for m in msgs:
+                    await m.in_progress()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()

@@ -1,0 +1,99 @@
+"""The relay: tails the store's notification log in order and publishes every event to
+JetStream. Its checkpoint is the stream itself (the Nats-Msg-Id of the last message), so
+a crash between publish and checkpoint cannot lose or reorder events; a re-sent event is
+dropped by the stream's duplicate window."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from .eventstore import EventStore
+
+log = logging.getLogger(__name__)
+
+STREAM = "QLEDGER_EVENTS"
+EVENT_SUBJECTS = "qledger.evt.>"
+
+
+def event_subject(project_id: str, event_type: str) -> str:
+    context, name = event_type.split(".", 1)
+    return f"qledger.evt.{project_id}.{context}.{name}"
+
+
+async def ensure_stream(js: JetStreamContext) -> None:
+    config = api.StreamConfig(
+        name=STREAM,
+        subjects=[EVENT_SUBJECTS],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        duplicate_window=120.0,
+    )
+    try:
+        await js.stream_info(STREAM)
+    except NotFoundError:
+        await js.add_stream(config)
+
+
+async def stream_checkpoint(js: JetStreamContext) -> int:
+    """Store position of the last event on the stream (0 if none)."""
+    info = await js.stream_info(STREAM)
+    if not info.state.last_seq:
+        return 0
+    msg = await js.get_msg(STREAM, seq=info.state.last_seq)
+    return int((msg.headers or {}).get("Nats-Msg-Id", 0))
+
+
+class Relay:
+    def __init__(self, store: EventStore, js: JetStreamContext, *, batch: int = 2000) -> None:
+        self.store = store
+        self.js = js
+        self.batch = batch
+        self.wake = asyncio.Event()
+        self.position = 0
+
+    def notify(self) -> None:
+        self.wake.set()
+
+    async def run(self) -> None:
+        await ensure_stream(self.js)
+        self.position = await stream_checkpoint(self.js)
+        log.info("relay resumes after position %d", self.position)
+        while True:
+            notes = await asyncio.to_thread(self.store.notifications_after, self.position, self.batch)
+            if not notes:
+                self.wake.clear()
+                # Woken by the local writer at once; polling catches other writers.
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=0.25)
+                except TimeoutError:
+                    pass
+                continue
+            try:
+                await self._publish(notes)
+            except Exception as err:  # NATS down or slow: resume from what the stream holds
+                log.warning("relay publish failed after position %d: %s; retrying", self.position, err)
+                await asyncio.sleep(0.5)
+                try:
+                    self.position = await stream_checkpoint(self.js)
+                except Exception as again:
+                    log.warning("stream not reachable: %s", again)
+
+    async def _publish(self, notes) -> None:
+        acks = []
+        for n in notes:
+            env = json.loads(n.state)
+            env["position"] = n.id
+            subject = event_subject(env["project_id"], env["type"])
+            data = json.dumps(env, separators=(",", ":")).encode()
+            acks.append(
+                await self.js.publish_async(
+                    subject, data, headers={"Nats-Msg-Id": str(n.id)}, stream=STREAM, wait_stall=5
+                )
+            )
+        await asyncio.gather(*acks)
+        self.position = notes[-1].id
