@@ -54,7 +54,8 @@ def _cmd_schema(args: argparse.Namespace, settings: Settings) -> None:
 
     doc = {
         "commands": {
-            f"qledger.cmd.{subject}": model.model_json_schema() for subject, model in COMMANDS.items()
+            f"qledger.cmd.{subject}": model.model_json_schema()
+            for subject, model in COMMANDS.items()
         },
         "events": {
             name: {"schema_version": cls.VERSION, **TypeAdapter(cls).json_schema()}
@@ -73,7 +74,9 @@ def _cmd_tail(args: argparse.Namespace, settings: Settings) -> None:
     if url is None:
         url_file = settings.data_dir / "nats.url"
         if not url_file.exists():
-            raise SystemExit(f"no NATS URL: is qledger serving {settings.data_dir}? (or pass --nats-url)")
+            raise SystemExit(
+                f"no NATS URL: is qledger serving {settings.data_dir}? (or pass --nats-url)"
+            )
         url = url_file.read_text().strip()
 
     async def tail() -> None:

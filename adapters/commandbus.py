@@ -77,10 +77,14 @@ def parse_command(subject: str, body: bytes, headers: Mapping[str, str]) -> Subm
         return Rejected(code="invalid_command", message=f"{model.__name__}: {problems}")
     project = headers.get("X-Project-Id") or DEFAULT_PROJECT
     if not PROJECT_RE.match(project):
-        return Rejected(code="invalid_project", message="X-Project-Id must match [A-Za-z0-9_-]{1,64}")
+        return Rejected(
+            code="invalid_project", message="X-Project-Id must match [A-Za-z0-9_-]{1,64}"
+        )
     key = headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
-        return Rejected(code="invalid_idempotency_key", message="Idempotency-Key must be 1-200 characters")
+        return Rejected(
+            code="invalid_idempotency_key", message="Idempotency-Key must be 1-200 characters"
+        )
     command_id = uuid.uuid4()
     ctx = CommandContext(
         project_id=project,

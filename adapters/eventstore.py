@@ -162,7 +162,9 @@ class EventStore:
         try:
             self.app = Ledger(env=location.env)
         except PersistenceError as err:
-            raise StoreUnavailable(f"cannot open event store {location.description}: {err}") from err
+            raise StoreUnavailable(
+                f"cannot open event store {location.description}: {err}"
+            ) from err
         self._cache: OrderedDict[uuid.UUID, Aggregate] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -234,7 +236,9 @@ class EventStore:
             return int(cursor.fetchone()[0])
 
     # -- read side ----------------------------------------------------------------
-    def notifications_after(self, position: int, limit: int, stop: int | None = None) -> list[Notification]:
+    def notifications_after(
+        self, position: int, limit: int, stop: int | None = None
+    ) -> list[Notification]:
         return list(
             self.app.recorder.select_notifications(
                 start=position, limit=limit, stop=stop, inclusive_of_start=False

@@ -28,7 +28,9 @@ class _Tx:
         # One statement per table and batch: each column travels as one list parameter.
         names = [c for c, _ in table.columns]
         selects = ", ".join(
-            f"CAST(unnest(?::VARCHAR[]) AS {t})" if t.startswith("TIMESTAMP") else f"unnest(?::{t}[])"
+            f"CAST(unnest(?::VARCHAR[]) AS {t})"
+            if t.startswith("TIMESTAMP")
+            else f"unnest(?::{t}[])"
             for _, t in table.columns
         )
         params = [[row.get(c) for row in rows] for c in names]

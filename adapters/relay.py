@@ -64,7 +64,9 @@ class Relay:
         self.position = await stream_checkpoint(self.js)
         log.info("relay resumes after position %d", self.position)
         while True:
-            notes = await asyncio.to_thread(self.store.notifications_after, self.position, self.batch)
+            notes = await asyncio.to_thread(
+                self.store.notifications_after, self.position, self.batch
+            )
             if not notes:
                 self.wake.clear()
                 # Woken by the local writer at once; polling catches other writers.
@@ -75,12 +77,14 @@ class Relay:
                 continue
             try:
                 await self._publish(notes)
-            except Exception as err:  # NATS down or slow: resume from what the stream holds
-                log.warning("relay publish failed after position %d: %s; retrying", self.position, err)
+            except Exception as err:  # noqa: BLE001 - NATS down or slow: resume from the stream
+                log.warning(
+                    "relay publish failed after position %d: %s; retrying", self.position, err
+                )
                 await asyncio.sleep(0.5)
                 try:
                     self.position = await stream_checkpoint(self.js)
-                except Exception as again:
+                except Exception as again:  # noqa: BLE001 - keep retrying until NATS is back
                     log.warning("stream not reachable: %s", again)
 
     async def _publish(self, notes) -> None:

@@ -118,7 +118,9 @@ def handle_record_task_result(cmd: RecordTaskResult, ctx: CommandContext, uow: U
         qid=task.qid,
         status=task.status,
         message=task.message,
-        input_parameters={k: v.model_dump(exclude_none=True) for k, v in task.input_parameters.items()},
+        input_parameters={
+            k: v.model_dump(exclude_none=True) for k, v in task.input_parameters.items()
+        },
         output_parameters={k: v.model_dump() for k, v in task.output_parameters.items()},
         run_parameters=dict(task.run_parameters),
         start_at=task.start_at,

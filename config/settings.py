@@ -11,13 +11,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QLEDGER_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path("var"), description="where the SQLite store, DuckDB and NATS data live")
+    data_dir: Path = Field(
+        Path("var"), description="where the SQLite store, DuckDB and NATS data live"
+    )
     nats_url: str | None = Field(None, description="use this NATS instead of starting one")
     nats_port: int = Field(0, description="port of the embedded nats-server; 0 picks a free one")
-    eventstore_url: str | None = Field(None, description="postgresql://… ; default: SQLite in data_dir")
+    eventstore_url: str | None = Field(
+        None, description="postgresql://… ; default: SQLite in data_dir"
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    command_batch_max: int = Field(512, description="commands decided and saved per store transaction")
+    command_batch_max: int = Field(
+        512, description="commands decided and saved per store transaction"
+    )
     projection_batch_max: int = Field(2000, description="events applied per DuckDB transaction")
     read_wait_seconds: float = Field(5.0, description="longest wait for ?min_position before 503")
     log_level: str = "info"

@@ -34,7 +34,13 @@ class Chip(Aggregate):
 
     @classmethod
     def register(
-        cls, ctx: CommandContext, *, chip_id: str, size: int, topology_id: str, existing: Chip | None
+        cls,
+        ctx: CommandContext,
+        *,
+        chip_id: str,
+        size: int,
+        topology_id: str,
+        existing: Chip | None,
     ) -> Chip:
         if existing is not None:
             raise Conflict(f"chip '{chip_id}' already exists", code="chip_exists")

@@ -139,7 +139,8 @@ class Execution(Aggregate):
             raise InvalidInput(f"status must be one of {FINISHED}", code="invalid_status")
         if self.status != RUNNING:
             raise Conflict(
-                f"execution '{self.execution_id}' is already {self.status}", code="execution_finished"
+                f"execution '{self.execution_id}' is already {self.status}",
+                code="execution_finished",
             )
         self._trigger(
             ExecutionFinished, ctx, execution_id=self.execution_id, status=status, message=message

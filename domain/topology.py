@@ -35,7 +35,9 @@ TOPOLOGIES = {"square-lattice": square_lattice}
 
 def layout_for(topology_id: str, size: int) -> Layout:
     if not 1 <= size <= MAX_QUBITS:
-        raise InvalidInput(f"size must be between 1 and {MAX_QUBITS}, got {size}", code="invalid_size")
+        raise InvalidInput(
+            f"size must be between 1 and {MAX_QUBITS}, got {size}", code="invalid_size"
+        )
     family = next((t for t in TOPOLOGIES if topology_id.startswith(t)), None)
     if family is None:
         known = ", ".join(sorted(TOPOLOGIES))

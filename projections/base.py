@@ -24,7 +24,9 @@ class Table:
         cols = ", ".join(f"{c} {t}" for c, t in self.columns)
         stmts = [f"CREATE TABLE IF NOT EXISTS {self.name} ({cols})"]
         for i, idx in enumerate(self.indexes):
-            stmts.append(f"CREATE INDEX IF NOT EXISTS {self.name}_ix{i} ON {self.name} ({', '.join(idx)})")
+            stmts.append(
+                f"CREATE INDEX IF NOT EXISTS {self.name}_ix{i} ON {self.name} ({', '.join(idx)})"
+            )
         return stmts
 
 

@@ -40,7 +40,8 @@ class ChipProjector(Projector):
     tables = (CHIP, TARGET)
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
-        chips, targets = [], []
+        chips: list[dict[str, Any]] = []
+        targets: list[dict[str, Any]] = []
         for env in batch:
             p = env["payload"]
             chips.append(
@@ -56,8 +57,13 @@ class ChipProjector(Projector):
             )
             for kind, ids in (("qubit", p["qubits"]), ("coupling", p["couplings"])):
                 targets.extend(
-                    {"project_id": env["project_id"], "chip_id": p["chip_id"], "kind": kind,
-                     "target_id": t, "ordinal": i}
+                    {
+                        "project_id": env["project_id"],
+                        "chip_id": p["chip_id"],
+                        "kind": kind,
+                        "target_id": t,
+                        "ordinal": i,
+                    }
                     for i, t in enumerate(ids)
                 )
         tx.insert(CHIP, chips)
@@ -82,7 +88,8 @@ def list_chips(db: ViewReader, project_id: str) -> dict[str, Any]:
 
 def get_chip(db: ViewReader, project_id: str, chip_id: str) -> dict[str, Any] | None:
     rows = db.rows(
-        f"SELECT {CHIP_COLUMNS} FROM chip WHERE project_id = ? AND chip_id = ?", [project_id, chip_id]
+        f"SELECT {CHIP_COLUMNS} FROM chip WHERE project_id = ? AND chip_id = ?",
+        [project_id, chip_id],
     )
     return _chip_dict(rows[0]) if rows else None
 
@@ -110,7 +117,8 @@ def list_targets(
     target_ids = [r["target_id"] for r in page]
     data = current_parameters(db, project_id, chip_id, target_ids)
     items = [
-        {"qid": t, "chip_id": chip_id, "status": "active", "data": data.get(t, {})} for t in target_ids
+        {"qid": t, "chip_id": chip_id, "status": "active", "data": data.get(t, {})}
+        for t in target_ids
     ]
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
@@ -124,4 +132,9 @@ def get_target(db: ViewReader, project_id: str, chip_id: str, kind: str, target_
     if not rows:
         return None
     data = current_parameters(db, project_id, chip_id, [target_id])
-    return {"qid": target_id, "chip_id": chip_id, "status": "active", "data": data.get(target_id, {})}
+    return {
+        "qid": target_id,
+        "chip_id": chip_id,
+        "status": "active",
+        "data": data.get(target_id, {}),
+    }

@@ -112,7 +112,13 @@ class ExecutionProjector(Projector):
                 tx.execute(
                     "UPDATE execution SET status = ?, message = ?, end_at = ?"
                     " WHERE project_id = ? AND execution_id = ?",
-                    [p["status"], p["message"], env["occurred_at"], env["project_id"], p["execution_id"]],
+                    [
+                        p["status"],
+                        p["message"],
+                        env["occurred_at"],
+                        env["project_id"],
+                        p["execution_id"],
+                    ],
                 )
         tx.insert(TASK, tasks)
 
@@ -141,12 +147,19 @@ def _execution_summary(r: dict[str, Any]) -> dict[str, Any]:
 
 def list_executions(db: ViewReader, project_id: str, chip_id: str, *, skip: int, limit: int):
     where = "project_id = ? AND chip_id = ?"
-    total = db.rows(f"SELECT count(*) AS n FROM execution WHERE {where}", [project_id, chip_id])[0]["n"]
+    total = db.rows(f"SELECT count(*) AS n FROM execution WHERE {where}", [project_id, chip_id])[0][
+        "n"
+    ]
     rows = db.rows(
         f"SELECT * FROM execution WHERE {where} ORDER BY start_at DESC, execution_id LIMIT ? OFFSET ?",
         [project_id, chip_id, limit, skip],
     )
-    return {"executions": [_execution_summary(r) for r in rows], "total": total, "skip": skip, "limit": limit}
+    return {
+        "executions": [_execution_summary(r) for r in rows],
+        "total": total,
+        "skip": skip,
+        "limit": limit,
+    }
 
 
 def _task_entry(t: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +189,8 @@ def _task_entry(t: dict[str, Any]) -> dict[str, Any]:
 
 def get_execution(db: ViewReader, project_id: str, execution_id: str) -> dict[str, Any] | None:
     rows = db.rows(
-        "SELECT * FROM execution WHERE project_id = ? AND execution_id = ?", [project_id, execution_id]
+        "SELECT * FROM execution WHERE project_id = ? AND execution_id = ?",
+        [project_id, execution_id],
     )
     if not rows:
         return None
@@ -229,5 +243,3 @@ def get_task_result(db: ViewReader, project_id: str, task_id: str) -> dict[str, 
         "end_at": _iso(t["end_at"]),
         "elapsed_time": _elapsed(t["start_at"], t["end_at"]),
     }
-
-

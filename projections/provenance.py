@@ -133,7 +133,13 @@ def get_entity(db: ViewReader, project_id: str, entity_id: str) -> dict[str, Any
 
 
 def parameter_history(
-    db: ViewReader, project_id: str, parameter_name: str, qid: str, *, limit: int, chip_id: str | None
+    db: ViewReader,
+    project_id: str,
+    parameter_name: str,
+    qid: str,
+    *,
+    limit: int,
+    chip_id: str | None,
 ) -> dict[str, Any]:
     where = "project_id = ? AND parameter_name = ? AND qid = ?"
     params: list[Any] = [project_id, parameter_name, qid]

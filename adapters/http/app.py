@@ -12,7 +12,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from adapters.http import chips, executions, provenance
 
 
-def create_app(*, gateway: Any, read: Any, runner: Any, health: Any, read_wait_seconds: float) -> FastAPI:
+def create_app(
+    *, gateway: Any, read: Any, runner: Any, health: Any, read_wait_seconds: float
+) -> FastAPI:
     app = FastAPI(
         title="qledger",
         description="System of record for a superconducting-QPU lab: calibration results,"
@@ -31,7 +33,9 @@ def create_app(*, gateway: Any, read: Any, runner: Any, health: Any, read_wait_s
         else:
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
             body = {"code": code, "message": str(exc.detail)}
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            body, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

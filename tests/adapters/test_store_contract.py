@@ -1,0 +1,117 @@
+"""The event store contract: the same assertions on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.eventstore import EventStore, envelope, store_location
+from commands.models import (
+    OutputParameter,
+    RecordTaskResult,
+    RegisterChip,
+    StartExecution,
+    TaskResultIn,
+)
+from commands.ports import ConcurrencyConflict
+from commands.processor import Submission, process_batch
+from domain.chip import Chip, ChipRegistered
+from domain.parameters import series_key
+from tests.conftest import ctx
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_round_trip_keeps_every_field_and_the_envelope(store: EventStore):
+    chip = Chip.register(ctx(), chip_id="c1", size=4, topology_id="square-lattice", existing=None)
+    (event,) = chip.collect_events()
+    (position,) = store.commit([event])
+
+    loaded = store.aggregate_events(chip.id)
+    assert loaded == [event]
+    assert isinstance(loaded[0], ChipRegistered)
+    (note,) = store.notifications_after(position - 1, 10)
+    env = envelope(note)
+    assert env["position"] == position
+    assert env["type"] == "chip.ChipRegistered" and note.topic == "chip.ChipRegistered"
+    assert env["event_id"] == str(event.event_id)
+    assert env["aggregate_id"] == str(chip.id) and env["aggregate_version"] == 1
+    assert env["project_id"] == "default" and env["actor"] == "tester"
+    assert set(env) >= {
+        "schema_version",
+        "correlation_id",
+        "causation_id",
+        "occurred_at",
+        "recorded_at",
+    }
+    assert env["payload"]["qubits"] == ["0", "1", "2", "3"]
+
+
+def test_taken_aggregate_version_is_a_conflict_and_appends_nothing(store: EventStore):
+    c = ctx()
+    first = Chip.register(c, chip_id="c1", size=4, topology_id="square-lattice", existing=None)
+    second = Chip.register(c, chip_id="c1", size=9, topology_id="square-lattice", existing=None)
+    store.commit(first.collect_events())
+    before = store.max_position()
+    with pytest.raises(ConcurrencyConflict):
+        store.commit(second.collect_events())
+    assert store.max_position() == before
+
+
+def test_positions_increase_in_commit_order_and_position_of_finds_them(store: EventStore):
+    chips = [
+        Chip.register(ctx(), chip_id=f"c{i}", size=1, topology_id="square-lattice", existing=None)
+        for i in range(5)
+    ]
+    positions = store.commit([e for c in chips for e in c.collect_events()])
+    assert positions == sorted(positions) and len(set(positions)) == 5
+    assert [store.position_of(c.id, 1) for c in chips] == positions
+    assert [n.id for n in store.notifications_after(0, 100)] == positions
+    assert [n.id for n in store.notifications_after(positions[1], 2)] == positions[2:4]
+
+
+def _task(i: int, qid: str = "0") -> TaskResultIn:
+    return TaskResultIn(
+        task_id=f"t{i}",
+        task_name="CheckT1",
+        qid=qid,
+        output_parameters={"t1": OutputParameter(value=float(i), unit="us")},
+        start_at=T0 + timedelta(seconds=i),
+        end_at=T0 + timedelta(seconds=i, milliseconds=500),
+    )
+
+
+def test_concurrent_writers_allocate_versions_without_gaps_or_repeats(store_url, tmp_path):
+    """Two processes' worth of writers (separate stores, separate caches) on one series."""
+    location = store_location(store_url, tmp_path)
+    setup = EventStore(location)
+    process_batch([Submission(RegisterChip(chip_id="c1", size=4), ctx())], setup)
+    process_batch([Submission(StartExecution(execution_id="e1", chip_id="c1"), ctx())], setup)
+    writers = [EventStore(location) for _ in range(2)]
+    replies: list = []
+    lock = threading.Lock()
+
+    def write(w: EventStore, offset: int) -> None:
+        for i in range(offset, 40, 2):
+            r = process_batch(
+                [Submission(RecordTaskResult(execution_id="e1", task=_task(i)), ctx())], w
+            )
+            with lock:
+                replies.extend(r)
+
+    threads = [threading.Thread(target=write, args=(w, k)) for k, w in enumerate(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    accepted = [r for r in replies if r.status == "accepted"]
+    # Stale measurements may be refused (a later one won the race); nothing else may fail.
+    assert {r.code for r in replies if r.status == "rejected"} <= {"stale_measurement"}
+    series = setup.aggregate_events(series_key("default", "c1", "0", "t1"))
+    assert [e.version for e in series] == list(range(1, len(series) + 1))
+    assert len(series) == len(accepted) > 0
+    for s in (setup, *writers):
+        s.close()
