@@ -105,6 +105,7 @@ async def serve(settings: Settings) -> None:
             "store_position": await asyncio.to_thread(store.max_position),
             "relay_position": relay.position,
             "projection_position": runner.position,
+            "projection_lag_ms": runner.lag_percentiles(),
             "event_store": store.location.description,
             "nats_url": nats_url,
         }
@@ -151,6 +152,7 @@ async def serve(settings: Settings) -> None:
     finally:
         log.info("stopping")
         await broker.stop()
+        await writer.drain()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -36,6 +36,8 @@ class CommandWriter:
         self.batch_max = batch_max
         self.on_commit = on_commit
         self.queue: asyncio.Queue[tuple[Submission, asyncio.Future[Reply]]] = asyncio.Queue()
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     async def submit(self, submission: Submission) -> Reply:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -45,6 +47,7 @@ class CommandWriter:
     async def run(self) -> None:
         while True:
             batch = [await self.queue.get()]
+            self.idle.clear()
             while len(batch) < self.batch_max and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
@@ -59,6 +62,15 @@ class CommandWriter:
                 if not future.done():
                     future.set_result(reply)
             self.on_commit()
+            if self.queue.empty():
+                self.idle.set()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Let submitted commands finish (and get their replies) before shutdown."""
+        try:
+            await asyncio.wait_for(self.idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("shutting down with %d commands still queued", self.queue.qsize())
 
 
 def parse_command(subject: str, body: bytes, headers: Mapping[str, str]) -> Submission | Rejected:

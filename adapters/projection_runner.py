@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from datetime import datetime
 
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
@@ -55,6 +56,14 @@ class ProjectionRunner:
             except TimeoutError:
                 return False
         return True
+
+    def lag_percentiles(self) -> dict[str, float | None]:
+        """Store-commit to read-model-commit delay of recent batches (last event of each)."""
+        if not self.lag_samples:
+            return {"p50": None, "p99": None}
+        ordered = sorted(self.lag_samples)
+        pick = lambda q: round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)  # noqa: E731
+        return {"p50": pick(0.50), "p99": pick(0.99)}
 
     async def _applied(self, envs: list[dict]) -> None:
         await asyncio.to_thread(self.read.apply, envs)
@@ -116,6 +125,4 @@ class ProjectionRunner:
 
 
 def _epoch(iso: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(iso).timestamp()

@@ -50,6 +50,7 @@ class ReadStore:
         self.conn = duckdb.connect(str(path))
         self.conn.execute("SET TimeZone = 'UTC'")
         self._write_lock = threading.Lock()
+        self._cursor_lock = threading.Lock()  # a connection hands out cursors one at a time
         with self._write_lock:
             cur = self.conn.cursor()
             for table in (POSITIONS, *(t for p in projectors for t in p.tables)):
@@ -95,7 +96,8 @@ class ReadStore:
         return self.position
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cur = self.conn.cursor()
+        with self._cursor_lock:
+            cur = self.conn.cursor()
         try:
             cur.execute(sql, list(params))
             cols = [d[0] for d in cur.description]

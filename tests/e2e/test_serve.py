@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 import nats
 import pytest
 
+from adapters.eventstore import EventStore, store_location
 from adapters.natsserver import free_port
 
 pytestmark = pytest.mark.e2e
@@ -28,8 +28,9 @@ QLEDGER = str(Path(sys.executable).parent / "qledger")
 
 
 class Serve:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, store_url: str | None) -> None:
         self.data_dir = data_dir
+        self.store_url = store_url
         self.http_port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -50,6 +51,8 @@ class Serve:
         }
         env.pop("QLEDGER_NATS_URL", None)
         env.pop("QLEDGER_EVENTSTORE_URL", None)
+        if self.store_url:
+            env["QLEDGER_EVENTSTORE_URL"] = self.store_url
         log = open(self.data_dir / "serve.log", "ab")
         self.proc = subprocess.Popen([QLEDGER, "serve"], env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
@@ -134,8 +137,13 @@ def wait_until_caught_up(serve: Serve, timeout: float = 30) -> dict:
     raise AssertionError(f"not caught up: {serve.health()}")
 
 
-def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path):
-    serve = Serve(tmp_path).start()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request) -> str | None:
+    return None if request.param == "sqlite" else request.getfixturevalue("pg_schema")
+
+
+def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path, backend):
+    serve = Serve(tmp_path, backend).start()
     client = httpx.Client(base_url=serve.base, timeout=10)
 
     # HTTP write + read-your-writes
@@ -233,20 +241,22 @@ def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path):
     health = wait_until_caught_up(serve)
 
     # Exactly once in the store ...
-    db = sqlite3.connect(f"file:{tmp_path / 'events.sqlite'}?mode=ro", uri=True)
-    rows = db.execute("SELECT topic, state FROM stored_events ORDER BY rowid").fetchall()
-    db.close()
+    store = EventStore(store_location(backend, tmp_path))
+    notes = store.notifications_after(0, 1_000_000)
+    rows = [(n.topic, n.state) for n in notes]
+    store.close()
     stored = Counter(
         json.loads(s)["payload"]["task_id"]
         for t, s in rows
         if t == "calibration.TaskResultRecorded"
     )
     assert set(stored) == {f"t{i}" for i in range(n)} and set(stored.values()) == {1}
-    assert len(rows) == health["store_position"]
+    assert notes[-1].id == health["store_position"]
     # ... on the stream (no gaps, no duplicates) ...
     events = asyncio.run(stream_events(serve.nats_url))
-    assert [int(e["msg_id"]) for e in events] == list(range(1, len(rows) + 1))
-    assert [e["position"] for e in events] == list(range(1, len(rows) + 1))
+    positions = [n.id for n in notes]
+    assert [int(e["msg_id"]) for e in events] == positions
+    assert [e["position"] for e in events] == positions
     assert events[0]["subject"] == "qledger.evt.default.chip.ChipRegistered"
     on_stream = Counter(
         e["payload"]["task_id"] for e in events if e["type"] == "calibration.TaskResultRecorded"
@@ -278,7 +288,8 @@ def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path):
     assert serve.proc.wait(timeout=30) == 0
     assert not alive(nats_pid)
     rebuilt = subprocess.run(
-        [QLEDGER, "projections", "rebuild"], env={**os.environ, "QLEDGER_DATA_DIR": str(tmp_path)},
+        [QLEDGER, "projections", "rebuild"],
+        env={**os.environ, "QLEDGER_DATA_DIR": str(tmp_path), "QLEDGER_EVENTSTORE_URL": backend or ""},
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert rebuilt.returncode == 0, rebuilt.stderr
