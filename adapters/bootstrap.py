@@ -10,10 +10,15 @@ import contextlib
 import fcntl
 import json
 import logging
+import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import nats
 import uvicorn
 from nats.errors import NoRespondersError
@@ -22,7 +27,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from adapters.commandbus import CMD_PREFIX, CommandWriter, command_broker
 from adapters.eventstore import EventStore, store_location
 from adapters.http.app import create_app
-from adapters.natsserver import EmbeddedNats
+from adapters.natsserver import EmbeddedNats, die_with_parent
 from adapters.projection_runner import ProjectionRunner
 from adapters.readstore import ReadStore
 from adapters.relay import Relay
@@ -63,15 +68,20 @@ def configure_logging(level: str) -> None:
     )
 
 
+ROLES = ("command", "relay", "query")
+
+
 @contextlib.contextmanager
-def data_dir_lock(data_dir: Path):
-    """One serving process per data dir: DuckDB and the embedded NATS store need it."""
+def data_dir_lock(data_dir: Path, name: str = "qledger"):
+    """One process per role and data dir (DuckDB and the embedded NATS store need it)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "qledger.lock", "w") as handle:
+    with open(data_dir / f"{name}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SystemExit(f"another qledger is serving {data_dir}; stop it first") from None
+            raise SystemExit(
+                f"another qledger ({name}) is using {data_dir}; stop it first"
+            ) from None
         yield
 
 
@@ -82,90 +92,164 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(settings: Settings) -> None:
-    data_dir = settings.data_dir
-    embedded: EmbeddedNats | None = None
-    if not settings.nats_url:
-        embedded = EmbeddedNats(settings.nats_store_dir, port=settings.nats_port).start()
-    nats_url = settings.nats_url or embedded.url  # type: ignore[union-attr]
-    (data_dir / "nats.url").write_text(nats_url)
-
-    store = EventStore(store_location(settings.eventstore_url, data_dir))
-    read = ReadStore(settings.duckdb_path, all_projectors())
-    nc = await nats.connect(nats_url, name="qledger", max_reconnect_attempts=-1)
-    js = nc.jetstream()
-    relay = Relay(store, js)
-    writer = CommandWriter(store, batch_max=settings.command_batch_max, on_commit=relay.notify)
-    broker = command_broker(nats_url, writer)
-    runner = ProjectionRunner(read, store, js, batch=settings.projection_batch_max)
-
+def _query_app(settings: Settings, nc, js, store: EventStore, read: ReadStore, runner) -> Any:
     async def health() -> dict[str, Any]:
+        from adapters.relay import stream_checkpoint
+
         return {
             "status": "stalled" if runner.stalled else "ok",
             "store_position": await asyncio.to_thread(store.max_position),
-            "relay_position": relay.position,
+            "relay_position": await stream_checkpoint(js),
             "projection_position": runner.position,
             "projection_lag_ms": runner.lag_percentiles(),
             "event_store": store.location.description,
-            "nats_url": nats_url,
         }
 
-    app = create_app(
+    return create_app(
         gateway=NatsGateway(nc),
         read=read,
         runner=runner,
         health=health,
         read_wait_seconds=settings.read_wait_seconds,
     )
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level=settings.log_level.lower(),
-            lifespan="off",
-        )
-    )
+
+
+async def run_roles(settings: Settings, roles: set[str], nats_url: str, children=()) -> None:
+    """Run some of the roles in this process until SIGINT/SIGTERM or a part fails.
+
+    command: FastStream subscriber + batch writer; relay: store -> JetStream;
+    query: projection runner + HTTP API (DuckDB has one writing process, so these two
+    share one)."""
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(sig, stop.set)
 
+    store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
+    nc = await nats.connect(
+        nats_url, name=f"qledger-{'+'.join(sorted(roles))}", max_reconnect_attempts=-1
+    )
+    js = nc.jetstream()
     tasks: list[asyncio.Task] = []
+    relay = Relay(store, js) if "relay" in roles else None
+    writer = broker = read = server = None
+    if "command" in roles:
+        wake = relay.notify if relay else (lambda: None)
+        writer = CommandWriter(store, batch_max=settings.command_batch_max, on_commit=wake)
+        broker = command_broker(nats_url, writer)
+    if "query" in roles:
+        read = await _open_read_store(settings)
+        runner = ProjectionRunner(read, store, js, batch=settings.projection_batch_max)
+        server = _Server(
+            uvicorn.Config(
+                _query_app(settings, nc, js, store, read, runner),
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level=settings.log_level.lower(),
+                lifespan="off",
+            )
+        )
     try:
-        await broker.start()
-        tasks = [
-            asyncio.create_task(writer.run(), name="command-writer"),
-            asyncio.create_task(relay.run(), name="relay"),
-            asyncio.create_task(runner.run(), name="projections"),
-        ]
-        http = asyncio.create_task(server.serve(), name="http")
+        if broker is not None and writer is not None:
+            await broker.start()
+            tasks.append(asyncio.create_task(writer.run(), name="command-writer"))
+        if relay is not None:
+            tasks.append(asyncio.create_task(relay.run(), name="relay"))
+        if server is not None:
+            tasks.append(asyncio.create_task(runner.run(), name="projections"))
+            tasks.append(asyncio.create_task(server.serve(), name="http"))
+        for child in children:
+            tasks.append(
+                asyncio.create_task(asyncio.to_thread(child.wait), name=f"child {child.pid}")
+            )
         log.info(
-            "qledger serving http://%s:%d (store %s, nats %s)",
-            settings.http_host, settings.http_port, store.location.description, nats_url,
-        )  # fmt: skip
-        done, _ = await asyncio.wait([http, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not http and task.exception():
-                log.error("%s stopped: %r", task.get_name(), task.exception())
-                server.should_exit = True
-        await http
+            "qledger roles %s running (store %s, nats %s)",
+            sorted(roles),
+            store.location.description,
+            nats_url,
+        )
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not stopper]
+        for task in failed:
+            log.error(
+                "%s stopped unexpectedly: %r", task.get_name(), task.exception() or task.result()
+            )
+        if failed:
+            raise SystemExit(1)
     finally:
-        log.info("stopping")
-        await broker.stop()
-        await writer.drain()
+        log.info("stopping %s", sorted(roles))
+        if server is not None:
+            server.should_exit = True
+        if broker is not None and writer is not None:
+            await broker.stop()
+            await writer.drain()
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(_wait_or_kill, child)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # close, not drain: drain waits on the pull and publish-ack inboxes until it times out.
         with contextlib.suppress(Exception):
-            await nc.drain()
+            await nc.close()
         store.close()
-        read.close()
-        if embedded is not None:
-            embedded.stop()
-        log.info("stopped")
+        if read is not None:
+            read.close()
+        log.info("stopped %s", sorted(roles))
 
 
-def run_serve(settings: Settings) -> None:
+async def _open_read_store(settings: Settings) -> ReadStore:
+    """Open DuckDB, waiting briefly for a killed predecessor's lock to go away."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return ReadStore(settings.duckdb_path, all_projectors())
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def _wait_or_kill(proc: subprocess.Popen, timeout: float = 20) -> None:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _spawn_query_role(settings: Settings, nats_url: str) -> subprocess.Popen:
+    """The read side in its own process: its own GIL, so projections and HTTP never slow
+    down the command writer. Tied to this process like nats-server (PR_SET_PDEATHSIG)."""
+    env = {**os.environ, "QLEDGER_NATS_URL": nats_url, "QLEDGER_HTTP_PORT": str(settings.http_port)}
+    cmd = [sys.executable, "-m", "adapters.cli", "serve", "--role", "query"]
+    return subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent)
+
+
+def run_serve(settings: Settings, roles: set[str]) -> None:
     configure_logging(settings.log_level)
-    with data_dir_lock(settings.data_dir):
-        asyncio.run(serve(settings))
+    # The command writer thread gives up the GIL on every SQLite/PostgreSQL call; with the
+    # default 5 ms switch interval a busy event loop makes it wait that long each time.
+    sys.setswitchinterval(0.0005)
+    lock_name = "qledger" if roles == set(ROLES) else "qledger-" + "-".join(sorted(roles))
+    with data_dir_lock(settings.data_dir, lock_name):
+        if roles != set(ROLES):
+            if not settings.nats_url:
+                raise SystemExit("--role needs QLEDGER_NATS_URL (a running NATS)")
+            asyncio.run(run_roles(settings, roles, settings.nats_url))
+            return
+        # Everything on one machine: embedded NATS (unless given), the command side and
+        # relay here, the query side in a child process.
+        embedded = None
+        if not settings.nats_url:
+            embedded = EmbeddedNats(settings.nats_store_dir, port=settings.nats_port).start()
+        nats_url = settings.nats_url or embedded.url  # type: ignore[union-attr]
+        (settings.data_dir / "nats.url").write_text(nats_url)
+        try:
+            query = _spawn_query_role(settings, nats_url)
+            asyncio.run(run_roles(settings, {"command", "relay"}, nats_url, children=[query]))
+        finally:
+            if embedded is not None:
+                embedded.stop()

@@ -12,11 +12,14 @@ from config.settings import Settings
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    from adapters.bootstrap import run_serve
+    from adapters.bootstrap import ROLES, run_serve
 
     if args.port is not None:
         settings.http_port = args.port
-    run_serve(settings)
+    roles = set(args.role.split(",")) if args.role else set(ROLES)
+    if not roles <= set(ROLES):
+        raise SystemExit(f"unknown role in {args.role!r}; roles: {', '.join(ROLES)}")
+    run_serve(settings, roles)
 
 
 def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
@@ -26,7 +29,8 @@ def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
     from projections.registry import all_projectors
 
     target = settings.duckdb_path
-    with data_dir_lock(settings.data_dir):
+    # Refuse while a query role (which holds the DuckDB file) is serving this data dir.
+    with data_dir_lock(settings.data_dir), data_dir_lock(settings.data_dir, "qledger-query"):
         store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
         fresh = target.with_name(target.name + ".rebuild")
         for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
@@ -102,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run NATS (embedded), store, relay, projections and HTTP")
     serve.add_argument("--port", type=int, help="HTTP port (default 8000, QLEDGER_HTTP_PORT)")
+    serve.add_argument(
+        "--role",
+        help="run only these roles, comma-separated: command, relay, query (default: all;"
+        " needs QLEDGER_NATS_URL)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     projections = sub.add_parser("projections", help="read-model maintenance")

@@ -108,12 +108,21 @@ def parse_command(subject: str, body: bytes, headers: Mapping[str, str]) -> Subm
     return Submission(command=command, ctx=ctx, idempotency_key=key)
 
 
+async def _whole_message(msg: NatsMessage, original=None) -> NatsMessage:
+    """Decoder: hand the handler the message itself (subject and headers matter here)."""
+    return msg
+
+
 def command_broker(nats_url: str, writer: CommandWriter) -> NatsBroker:
-    broker = NatsBroker(nats_url, log_level=logging.DEBUG)
+    # apply_types=False: the handler validates the body itself (pydantic, per subject), so
+    # FastStream's per-message dependency injection (a thread hop each time) is skipped.
+    broker = NatsBroker(nats_url, log_level=logging.DEBUG, apply_types=False)
 
     # A queue group: several command nodes share the load; the store's optimistic
     # concurrency keeps them consistent.
-    @broker.subscriber(CMD_PREFIX + ">", queue="qledger-commands", max_workers=1024)
+    @broker.subscriber(
+        CMD_PREFIX + ">", queue="qledger-commands", max_workers=1024, decoder=_whole_message
+    )
     async def on_command(msg: NatsMessage) -> bytes:
         parsed = parse_command(msg.raw_message.subject, msg.body, msg.headers or {})
         reply = parsed if isinstance(parsed, Rejected) else await writer.submit(parsed)

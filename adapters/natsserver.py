@@ -44,10 +44,11 @@ def nats_server_binary() -> str:
     return found
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """preexec_fn for children: the kernel kills them when this process dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setpgrp()  # Ctrl-C in a terminal reaches qledger, which then stops nats-server in order
+    os.setpgrp()  # Ctrl-C in a terminal reaches qledger, which then stops its children in order
 
 
 class EmbeddedNats:
@@ -73,7 +74,7 @@ class EmbeddedNats:
             "-l", str(log_path),
             "--pid", str(self.store_dir / "nats-server.pid"),
         ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

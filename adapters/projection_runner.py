@@ -9,11 +9,11 @@ being NAKed: a NAK would let later events overtake it and leave a hole in the re
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from datetime import datetime
 
+import orjson
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
 
@@ -103,7 +103,7 @@ class ProjectionRunner:
                 msgs = await sub.fetch(self.batch, timeout=0.5)
             except (TimeoutError, NatsTimeout):
                 continue
-            envs = [json.loads(m.data) for m in msgs]
+            envs = [orjson.loads(m.data) for m in msgs]
             await self._apply_until_done(envs, msgs)
             for m in msgs:
                 await m.ack()

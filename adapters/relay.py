@@ -6,13 +6,12 @@ dropped by the stream's duplicate window."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from .eventstore import EventStore
+from .eventstore import EventStore, project_of
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +89,14 @@ class Relay:
     async def _publish(self, notes) -> None:
         acks = []
         for n in notes:
-            env = json.loads(n.state)
-            env["position"] = n.id
-            subject = event_subject(env["project_id"], env["type"])
-            data = json.dumps(env, separators=(",", ":")).encode()
+            # The stored state is the envelope minus `position`: splice it in rather than
+            # re-encoding, and read only what the subject needs.
+            data = b'{"position":%d,' % n.id + n.state[1:]
+            subject = event_subject(project_of(n.state), n.topic)
+            # No wait_stall: it wraps every publish in a task and a loop round-trip.
             acks.append(
                 await self.js.publish_async(
-                    subject, data, headers={"Nats-Msg-Id": str(n.id)}, stream=STREAM, wait_stall=5
+                    subject, data, headers={"Nats-Msg-Id": str(n.id)}, stream=STREAM
                 )
             )
         await asyncio.gather(*acks)

@@ -59,10 +59,13 @@ class _Poisoned(Exception):
 
 
 def process_batch(batch: list[Submission], store: EventStorePort) -> list[Reply]:
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         uow = UnitOfWork(store)
         try:
-            outcomes = _decide_all(batch, uow)
+            # First attempt: look up idempotency keys only for rejected commands. A repeated
+            # command that would be accepted again stages its CommandRecord at version 1,
+            # which the store refuses; the retry then looks every key up.
+            outcomes = _decide_all(batch, uow, check_keys=attempt > 0)
             positions = uow.commit()
         except ConcurrencyConflict:
             uow.discard()
@@ -86,7 +89,7 @@ def process_batch(batch: list[Submission], store: EventStorePort) -> list[Reply]
     ]
 
 
-def _decide_all(batch: list[Submission], uow: UnitOfWork) -> list[_Outcome]:
+def _decide_all(batch: list[Submission], uow: UnitOfWork, *, check_keys: bool) -> list[_Outcome]:
     seen_keys: dict[str, tuple[Submission, _Outcome]] = {}
     outcomes = []
     for sub in batch:
@@ -98,7 +101,7 @@ def _decide_all(batch: list[Submission], uow: UnitOfWork) -> list[_Outcome]:
             else:
                 outcomes.append(_Outcome(same_as=outcome))
             continue
-        outcome = _decide(sub, uow)
+        outcome = _decide(sub, uow, check_keys=check_keys)
         if key is not None:
             seen_keys[key] = (sub, outcome)
         outcomes.append(outcome)
@@ -112,16 +115,23 @@ def _key_reused() -> Rejected:
     )
 
 
-def _decide(sub: Submission, uow: UnitOfWork) -> _Outcome:
+def _replay(sub: Submission, uow: UnitOfWork) -> _Outcome | None:
+    """The first reply to this command, if its idempotency key was accepted before."""
+    if sub.idempotency_key is None:
+        return None
+    record = uow.get(CommandRecord, command_key(sub.ctx.project_id, sub.idempotency_key))
+    if record is None:
+        return None
+    record.check_same_command(type(sub.command).__name__, sub.fingerprint)
+    position = uow.store.position_of(record.id, record.version)
+    return _Outcome(reply=Accepted(event_ids=list(record.event_ids), position=position))
+
+
+def _decide(sub: Submission, uow: UnitOfWork, *, check_keys: bool) -> _Outcome:
     before = uow.mark()
     try:
-        if sub.idempotency_key is not None:
-            record_id = command_key(sub.ctx.project_id, sub.idempotency_key)
-            record = uow.get(CommandRecord, record_id)
-            if record is not None:
-                record.check_same_command(type(sub.command).__name__, sub.fingerprint)
-                position = uow.store.position_of(record.id, record.version)
-                return _Outcome(reply=Accepted(event_ids=list(record.event_ids), position=position))
+        if check_keys and (replayed := _replay(sub, uow)) is not None:
+            return replayed
         events = HANDLERS[type(sub.command)](sub.command, sub.ctx, uow)
         if sub.idempotency_key is not None:
             # Staged last: its position is the command's position on replay.
@@ -135,10 +145,18 @@ def _decide(sub: Submission, uow: UnitOfWork) -> _Outcome:
             uow.stage(record)
         return _Outcome(event_ids=[str(e.event_id) for e in events], last_index=len(uow.staged) - 1)
     except DomainError as err:
-        reply = Rejected(code=err.code, message=err.message)
         if uow.mark() != before:
-            raise _Poisoned(reply) from err
-        return _Outcome(reply=reply)
+            raise _Poisoned(Rejected(code=err.code, message=err.message)) from err
+        if not check_keys:
+            # A repeat of an accepted command is usually refused by the aggregate
+            # (duplicate task, chip exists…): answer with the first reply instead.
+            try:
+                replayed = _replay(sub, uow)
+            except DomainError as key_err:
+                return _Outcome(reply=Rejected(code=key_err.code, message=key_err.message))
+            if replayed is not None:
+                return replayed
+        return _Outcome(reply=Rejected(code=err.code, message=err.message))
     except ConcurrencyConflict:
         raise
     except Exception as err:

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+import orjson
+
 Envelope = dict[str, Any]
+
+
+def to_json(value: Any) -> str:
+    """JSON text for a VARCHAR column (read back with orjson.loads)."""
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from projections.base import Envelope, Projector, Table, ViewReader, ViewTx
+import orjson
+
+from projections.base import Envelope, Projector, Table, ViewReader, ViewTx, to_json
 
 EXECUTION = Table(
     "execution",
@@ -77,9 +78,9 @@ class ExecutionProjector(Projector):
                         "qid": p["qid"],
                         "status": p["status"],
                         "message": p["message"],
-                        "input_json": json.dumps(p["input_parameters"]),
-                        "output_json": json.dumps(p["output_parameters"]),
-                        "run_json": json.dumps(p["run_parameters"]),
+                        "input_json": to_json(p["input_parameters"]),
+                        "output_json": to_json(p["output_parameters"]),
+                        "run_json": to_json(p["run_parameters"]),
                         "start_at": p["start_at"],
                         "end_at": p["end_at"],
                         "position": env["position"],
@@ -101,8 +102,8 @@ class ExecutionProjector(Projector):
                             "flow_name": p["flow_name"],
                             "status": "running",
                             "message": "",
-                            "tags_json": json.dumps(p["tags"]),
-                            "note_json": json.dumps(p["note"]),
+                            "tags_json": to_json(p["tags"]),
+                            "note_json": to_json(p["note"]),
                             "start_at": env["occurred_at"],
                             "position": env["position"],
                         }
@@ -140,8 +141,8 @@ def _execution_summary(r: dict[str, Any]) -> dict[str, Any]:
         "start_at": _iso(r["start_at"]),
         "end_at": _iso(r["end_at"]),
         "elapsed_time": _elapsed(r["start_at"], r["end_at"]),
-        "tags": json.loads(r["tags_json"]),
-        "note": json.loads(r["note_json"]),
+        "tags": orjson.loads(r["tags_json"]),
+        "note": orjson.loads(r["note_json"]),
     }
 
 
@@ -163,7 +164,7 @@ def list_executions(db: ViewReader, project_id: str, chip_id: str, *, skip: int,
 
 
 def _task_entry(t: dict[str, Any]) -> dict[str, Any]:
-    outputs = json.loads(t["output_json"])
+    outputs = orjson.loads(t["output_json"])
     return {
         "task_id": t["task_id"],
         "qid": t["qid"],
@@ -171,10 +172,10 @@ def _task_entry(t: dict[str, Any]) -> dict[str, Any]:
         "upstream_id": None,
         "status": t["status"],
         "message": t["message"],
-        "input_parameters": json.loads(t["input_json"]),
+        "input_parameters": orjson.loads(t["input_json"]),
         "output_parameters": outputs,
         "output_parameter_names": list(outputs),
-        "run_parameters": json.loads(t["run_json"]),
+        "run_parameters": orjson.loads(t["run_json"]),
         "note": {},
         "figure_path": [],
         "json_figure_path": [],
@@ -233,10 +234,10 @@ def get_task_result(db: ViewReader, project_id: str, task_id: str) -> dict[str, 
         "flow_name": t["flow_name"],
         "figure_path": [],
         "json_figure_path": [],
-        "input_parameters": json.loads(t["input_json"]),
-        "output_parameters": json.loads(t["output_json"]),
-        "run_parameters": json.loads(t["run_json"]),
-        "tags": json.loads(t["tags_json"]),
+        "input_parameters": orjson.loads(t["input_json"]),
+        "output_parameters": orjson.loads(t["output_json"]),
+        "run_parameters": orjson.loads(t["run_json"]),
+        "tags": orjson.loads(t["tags_json"]),
         "source_task_id": None,
         "re_executions": [],
         "start_at": _iso(t["start_at"]),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from projections.base import Envelope, Projector, Table, ViewReader, ViewTx
+import orjson
+
+from projections.base import Envelope, Projector, Table, ViewReader, ViewTx, to_json
 
 VERSION = Table(
     "parameter_version",
@@ -71,7 +72,7 @@ class ProvenanceProjector(Projector):
                     "parameter_name": p["parameter_name"],
                     "version": p["version"],
                     "entity_id": p["entity_id"],
-                    "value_json": json.dumps(p["value"]),
+                    "value_json": to_json(p["value"]),
                     "value_type": p["value_type"],
                     "unit": p["unit"],
                     "error": p["error"],
@@ -118,7 +119,7 @@ def _iso(t):
 
 def _version_dict(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
-    out["value"] = json.loads(out.pop("value_json"))
+    out["value"] = orjson.loads(out.pop("value_json"))
     out["valid_from"] = _iso(out["valid_from"])
     out["valid_until"] = _iso(out["valid_until"])
     return out
@@ -175,7 +176,7 @@ def current_parameters(
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         out.setdefault(r["qid"], {})[r["parameter_name"]] = {
-            "value": json.loads(r["value_json"]),
+            "value": orjson.loads(r["value_json"]),
             "unit": r["unit"],
             "error": r["error"],
             "version": r["version"],
