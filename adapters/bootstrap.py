@@ -24,7 +24,7 @@ import uvicorn
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from adapters.commandbus import CMD_PREFIX, CommandWriter, command_broker
+from adapters.commandbus import CMD_PREFIX, COMMITTED_SUBJECT, CommandWriter, command_broker
 from adapters.eventstore import EventStore, store_location
 from adapters.http.app import create_app
 from adapters.natsserver import EmbeddedNats, die_with_parent
@@ -131,11 +131,16 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
     )
     js = nc.jetstream()
     tasks: list[asyncio.Task] = []
-    relay = Relay(store, js) if "relay" in roles else None
+    relay = Relay(store, nc) if "relay" in roles else None
     writer = broker = read = server = None
+    if relay is not None:
+        await relay.listen_for_commits()
     if "command" in roles:
-        wake = relay.notify if relay else (lambda: None)
-        writer = CommandWriter(store, batch_max=settings.command_batch_max, on_commit=wake)
+
+        async def committed() -> None:
+            await nc.publish(COMMITTED_SUBJECT, b"")
+
+        writer = CommandWriter(store, batch_max=settings.command_batch_max, on_commit=committed)
         broker = command_broker(nats_url, writer)
     if "query" in roles:
         read = await _open_read_store(settings)
@@ -220,11 +225,11 @@ def _wait_or_kill(proc: subprocess.Popen, timeout: float = 20) -> None:
         proc.wait()
 
 
-def _spawn_query_role(settings: Settings, nats_url: str) -> subprocess.Popen:
-    """The read side in its own process: its own GIL, so projections and HTTP never slow
+def _spawn_read_side(settings: Settings, nats_url: str) -> subprocess.Popen:
+    """Relay, projections and HTTP in their own process: its own GIL, so they never slow
     down the command writer. Tied to this process like nats-server (PR_SET_PDEATHSIG)."""
     env = {**os.environ, "QLEDGER_NATS_URL": nats_url, "QLEDGER_HTTP_PORT": str(settings.http_port)}
-    cmd = [sys.executable, "-m", "adapters.cli", "serve", "--role", "query"]
+    cmd = [sys.executable, "-m", "adapters.cli", "serve", "--role", "relay,query"]
     return subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent)
 
 
@@ -240,16 +245,16 @@ def run_serve(settings: Settings, roles: set[str]) -> None:
                 raise SystemExit("--role needs QLEDGER_NATS_URL (a running NATS)")
             asyncio.run(run_roles(settings, roles, settings.nats_url))
             return
-        # Everything on one machine: embedded NATS (unless given), the command side and
-        # relay here, the query side in a child process.
+        # Everything on one machine: embedded NATS (unless given), the command side here,
+        # relay and query side in a child process (each process has its own GIL).
         embedded = None
         if not settings.nats_url:
             embedded = EmbeddedNats(settings.nats_store_dir, port=settings.nats_port).start()
         nats_url = settings.nats_url or embedded.url  # type: ignore[union-attr]
         (settings.data_dir / "nats.url").write_text(nats_url)
         try:
-            query = _spawn_query_role(settings, nats_url)
-            asyncio.run(run_roles(settings, {"command", "relay"}, nats_url, children=[query]))
+            read_side = _spawn_read_side(settings, nats_url)
+            asyncio.run(run_roles(settings, {"command"}, nats_url, children=[read_side]))
         finally:
             if embedded is not None:
                 embedded.stop()

@@ -30,7 +30,11 @@ def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
 
     target = settings.duckdb_path
     # Refuse while a query role (which holds the DuckDB file) is serving this data dir.
-    with data_dir_lock(settings.data_dir), data_dir_lock(settings.data_dir, "qledger-query"):
+    with (
+        data_dir_lock(settings.data_dir),
+        data_dir_lock(settings.data_dir, "qledger-query"),
+        data_dir_lock(settings.data_dir, "qledger-query-relay"),
+    ):
         store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
         fresh = target.with_name(target.name + ".rebuild")
         for stale in (fresh, fresh.with_name(fresh.name + ".wal")):

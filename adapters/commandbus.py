@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from faststream.nats import NatsBroker, NatsMessage
@@ -23,6 +23,9 @@ from .eventstore import EventStore
 log = logging.getLogger(__name__)
 
 CMD_PREFIX = "qledger.cmd."
+# Core NATS, no payload: "the store has new events" - wakes relays at once instead of
+# waiting for their next poll, wherever they run.
+COMMITTED_SUBJECT = "qledger.sys.committed"
 PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # one NATS subject token
 DEFAULT_PROJECT = "default"
 DEFAULT_ACTOR = "system"
@@ -31,7 +34,9 @@ DEFAULT_ACTOR = "system"
 class CommandWriter:
     """Collects submissions from many concurrent requests; one thread commits them in batches."""
 
-    def __init__(self, store: EventStore, *, batch_max: int, on_commit: Callable[[], None]) -> None:
+    def __init__(
+        self, store: EventStore, *, batch_max: int, on_commit: Callable[[], Awaitable[None]]
+    ) -> None:
         self.store = store
         self.batch_max = batch_max
         self.on_commit = on_commit
@@ -61,7 +66,7 @@ class CommandWriter:
             for (_, future), reply in zip(batch, replies, strict=True):
                 if not future.done():
                     future.set_result(reply)
-            self.on_commit()
+            await self.on_commit()
             if self.queue.empty():
                 self.idle.set()
 

@@ -92,7 +92,9 @@ class ProjectionRunner:
             durable=self.durable,
             stream=STREAM,
             config=api.ConsumerConfig(
-                ack_policy=api.AckPolicy.EXPLICIT,
+                # Acked explicitly, once per batch, after the DuckDB commit: with policy
+                # "all", acking the batch's last message acknowledges the whole batch.
+                ack_policy=api.AckPolicy.ALL,
                 ack_wait=60,
                 max_ack_pending=50_000,
                 deliver_policy=api.DeliverPolicy.ALL,
@@ -105,8 +107,7 @@ class ProjectionRunner:
                 continue
             envs = [orjson.loads(m.data) for m in msgs]
             await self._apply_until_done(envs, msgs)
-            for m in msgs:
-                await m.ack()
+            await msgs[-1].ack()
 
     async def _apply_until_done(self, envs, msgs) -> None:
         delay = 0.2
@@ -118,8 +119,7 @@ class ProjectionRunner:
             except Exception as err:
                 self.stalled = f"projection stalled at position {self.read.position}: {err}"
                 log.exception("projection batch failed; retrying in %.1fs", delay)
-                for m in msgs:
-                    await m.in_progress()
+                await msgs[-1].in_progress()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 

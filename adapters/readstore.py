@@ -49,6 +49,9 @@ class ReadStore:
         self.projectors = projectors
         self.conn = duckdb.connect(str(path))
         self.conn.execute("SET TimeZone = 'UTC'")
+        # Batches are small and frequent: extra DuckDB threads only compete with the
+        # command side for the same cores.
+        self.conn.execute("SET threads = 1")
         self._write_lock = threading.Lock()
         self._cursor_lock = threading.Lock()  # a connection hands out cursors one at a time
         with self._write_lock:

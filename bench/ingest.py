@@ -379,6 +379,8 @@ def main() -> None:
             server.stop()
         for schema in schemas if postgres else []:
             pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if os.environ.get("BENCH_KEEP_LOG"):
+            shutil.copy(Path(tmp) / "server.log", os.environ["BENCH_KEEP_LOG"])
         shutil.rmtree(tmp, ignore_errors=True)
 
     r = dict(res, store=args.store, n=args.n, concurrency=args.concurrency)

@@ -44,8 +44,9 @@ class UnitOfWork:
         self.staged.extend(events)
         return events
 
-    def mark(self) -> tuple[int, bool]:
-        return len(self.staged), any(a.has_pending for a in self.loaded.values())
+    def mark(self) -> tuple[int, int]:
+        """Changes whenever a command stages or triggers events."""
+        return len(self.staged), Aggregate.triggered
 
     def commit(self) -> list[int]:
         positions = self.store.commit(self.staged) if self.staged else []

@@ -22,7 +22,7 @@ from tests.conftest import ctx
 
 
 @pytest.fixture
-async def js(nats_server):
+async def nc(nats_server):
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
     # Each test gets an empty stream: the server is shared by the session.
@@ -30,8 +30,13 @@ async def js(nats_server):
         await js.delete_stream("QLEDGER_EVENTS")
     except nats.js.errors.NotFoundError:
         pass
-    yield js
+    yield nc
     await nc.close()
+
+
+@pytest.fixture
+def js(nc):
+    return nc.jetstream()
 
 
 def register(store: EventStore, *chip_ids: str) -> None:
@@ -58,17 +63,20 @@ async def stream_positions(js) -> list[int]:
     return out
 
 
-async def test_relay_publishes_in_order_and_resumes_without_gaps_or_duplicates(js, sqlite_store):
+async def test_relay_publishes_in_order_and_resumes_without_gaps_or_duplicates(
+    nc, js, sqlite_store
+):
     register(sqlite_store, "a", "b", "c")
-    await run_for(Relay(sqlite_store, js).run(), 0.5)
+    await run_for(Relay(sqlite_store, nc).run(), 0.5)
     assert await stream_positions(js) == [1, 2, 3]
 
     # A relay that crashed after publishing but before it could checkpoint anywhere
     # re-sends: the stream's duplicate window drops the copies.
-    replay = Relay(sqlite_store, js)
+    replay = Relay(sqlite_store, nc)
+    await run_for(replay.run(), 0.3)  # subscribes its ack inbox; publishes nothing new
     await replay._publish(sqlite_store.notifications_after(0, 10))
     register(sqlite_store, "d")
-    await run_for(Relay(sqlite_store, js).run(), 0.5)
+    await run_for(Relay(sqlite_store, nc).run(), 0.5)
     assert await stream_positions(js) == [1, 2, 3, 4]
     assert await stream_checkpoint(js) == 4
     msg = await js.get_msg("QLEDGER_EVENTS", seq=4)
@@ -76,13 +84,13 @@ async def test_relay_publishes_in_order_and_resumes_without_gaps_or_duplicates(j
 
 
 async def test_projection_runner_catches_up_follows_the_stream_and_serves_min_position(
-    js, sqlite_store, tmp_path: Path
+    nc, js, sqlite_store, tmp_path: Path
 ):
     register(sqlite_store, "a")
     read = ReadStore(tmp_path / "read.duckdb", all_projectors())
     durable = f"test-{uuid.uuid4().hex[:8]}"
     runner = ProjectionRunner(read, sqlite_store, js, durable=durable)
-    relay = Relay(sqlite_store, js)
+    relay = Relay(sqlite_store, nc)
     tasks = [asyncio.create_task(runner.run()), asyncio.create_task(relay.run())]
     try:
         assert await runner.wait_for(1, timeout=5)
@@ -102,10 +110,10 @@ async def test_projection_runner_catches_up_follows_the_stream_and_serves_min_po
 
 
 async def test_a_lost_read_model_file_is_rebuilt_from_the_store_on_start(
-    js, sqlite_store, tmp_path
+    nc, js, sqlite_store, tmp_path
 ):
     register(sqlite_store, "a", "b")
-    relay_task = asyncio.create_task(Relay(sqlite_store, js).run())
+    relay_task = asyncio.create_task(Relay(sqlite_store, nc).run())
     durable = f"test-{uuid.uuid4().hex[:8]}"
     read = ReadStore(tmp_path / "one.duckdb", all_projectors())
     await run_for(ProjectionRunner(read, sqlite_store, js, durable=durable).run(), 1.0)
