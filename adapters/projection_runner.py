@@ -14,10 +14,11 @@ import time
 from datetime import datetime
 
 import orjson
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError
 
 from .eventstore import EventStore, envelope
+from .puller import Puller
 from .readstore import ReadStore
 from .relay import EVENT_SUBJECTS, STREAM, ensure_stream
 
@@ -58,7 +59,7 @@ class ProjectionRunner:
         return True
 
     def lag_percentiles(self) -> dict[str, float | None]:
-        """Store-commit to read-model-commit delay of recent batches (last event of each)."""
+        """Store commit -> read-model commit, for the oldest event of each recent batch."""
         if not self.lag_samples:
             return {"p50": None, "p99": None}
         ordered = sorted(self.lag_samples)
@@ -66,10 +67,11 @@ class ProjectionRunner:
         return {"p50": pick(0.50), "p99": pick(0.99)}
 
     async def _applied(self, envs: list[dict]) -> None:
+        if not envs:
+            return
         await asyncio.to_thread(self.read.apply, envs)
         now = time.time()
-        for env in envs[-1:]:
-            self.lag_samples.append(now - _epoch(env["recorded_at"]))
+        self.lag_samples.append(now - _epoch(envs[0]["recorded_at"]))
         del self.lag_samples[:-10000]
         async with self.changed:
             self.changed.notify_all()
@@ -87,27 +89,48 @@ class ProjectionRunner:
     async def run(self) -> None:
         await ensure_stream(self.js)
         await self.catch_up_from_store()
-        sub = await self.js.pull_subscribe(
-            EVENT_SUBJECTS,
-            durable=self.durable,
-            stream=STREAM,
-            config=api.ConsumerConfig(
-                # Acked explicitly, once per batch, after the DuckDB commit: with policy
-                # "all", acking the batch's last message acknowledges the whole batch.
-                ack_policy=api.AckPolicy.ALL,
-                ack_wait=60,
-                max_ack_pending=50_000,
-                deliver_policy=api.DeliverPolicy.ALL,
-            ),
+        await self._ensure_consumer()
+        puller = Puller(self.js._nc, STREAM, self.durable)
+        await puller.start()
+        # Pipelined: the next batch is fetched while DuckDB commits this one (in a thread).
+        # Batches are still applied one after another, in stream order.
+        applying: asyncio.Task | None = None
+        try:
+            while True:
+                msgs = await puller.fetch(self.batch, wait=1.0)
+                if not msgs:
+                    continue
+                envs = [orjson.loads(m.data) for m in msgs]
+                if applying is not None:
+                    await applying
+                applying = asyncio.create_task(self._apply_and_ack(envs, msgs))
+        finally:
+            if applying is not None:
+                applying.cancel()
+
+    async def _ensure_consumer(self) -> None:
+        config = api.ConsumerConfig(
+            durable_name=self.durable,
+            filter_subject=EVENT_SUBJECTS,
+            # Acked explicitly, once per batch, after the DuckDB commit: with policy
+            # "all", acking the batch's last message acknowledges the whole batch.
+            ack_policy=api.AckPolicy.ALL,
+            ack_wait=60,
+            max_ack_pending=50_000,
+            deliver_policy=api.DeliverPolicy.ALL,
         )
-        while True:
-            try:
-                msgs = await sub.fetch(self.batch, timeout=0.5)
-            except (TimeoutError, NatsTimeout):
-                continue
-            envs = [orjson.loads(m.data) for m in msgs]
-            await self._apply_until_done(envs, msgs)
-            await msgs[-1].ack()
+        try:
+            await self.js.add_consumer(STREAM, config)
+        except BadRequestError as err:
+            # A durable left by an older version with other settings: replace it. The read
+            # model's own positions make the redelivery from the start a no-op.
+            log.warning("recreating consumer %s: %s", self.durable, err)
+            await self.js.delete_consumer(STREAM, self.durable)
+            await self.js.add_consumer(STREAM, config)
+
+    async def _apply_and_ack(self, envs, msgs) -> None:
+        await self._apply_until_done(envs, msgs)
+        await msgs[-1].ack()
 
     async def _apply_until_done(self, envs, msgs) -> None:
         delay = 0.2

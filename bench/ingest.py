@@ -9,10 +9,17 @@ Measured:
 * command latency (request sent -> reply received) and commands/s;
 * stream lag: envelope `recorded_at` (stamped at store commit) -> event seen by this client
   on core NATS `qledger.evt.>` (the client's own event loop adds to it);
-* projection lag: /api/health is polled every 50 ms while sending; for each reply, the time
-  from the reply until `projection_position` >= the reply's position (50 ms resolution);
+* projection lag seen by the client: /api/health is polled every 50 ms while sending; for
+  each reply, the time from the reply until `projection_position` >= the reply's position
+  (50 ms resolution, plus the poll's own HTTP round trip);
+* projection lag measured by the server: store commit (`recorded_at`) -> DuckDB commit of
+  the oldest event of each projected batch (its p50/p99 from /api/health at the end);
 * end-to-end accepted events/s: domain events / (first send -> read model caught up);
-* CPU seconds used by qledger, nats-server, PostgreSQL (all its processes) and this client.
+* CPU seconds used by qledger's two processes (command side; relay + projections + HTTP),
+  nats-server, PostgreSQL (all its processes) and this client.
+
+--rate R offers R task results/s (open loop) instead of sending as fast as replies come
+back: the way to measure lag at a given throughput rather than at saturation.
 
 Baselines on the same machine and kind of store: raw JetStream `publish_async` of as many
 ~600-byte messages into a file stream on the same nats-server, and raw `eventsourcing`
@@ -53,7 +60,7 @@ from adapters.eventstore import store_location
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 QIDS = 64
-CPU_GROUPS = ("qledger", "nats", "postgres", "client")
+CPU_GROUPS = ("qledger_commands", "qledger_read_side", "nats", "postgres", "client")
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
 # name: (base value, spread, unit, error)
 OUTPUTS = {
@@ -156,6 +163,12 @@ class Server:
         pid_file = self.data_dir / "nats" / "nats-server.pid"
         return [int(pid_file.read_text().strip())] if pid_file.exists() else []
 
+    def read_side_pids(self) -> list[int]:
+        """The child running relay + projections + HTTP (python, not nats-server)."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+        return [p for p in pids if p not in self.nats_pids()]
+
     def tail(self) -> str:
         if not self.log.closed:
             self.log.flush()
@@ -181,7 +194,7 @@ async def request(nc: nats.NATS, name: str, body: bytes, key: str) -> dict:
 
 
 async def ingest(
-    server: Server, http: httpx.AsyncClient, n: int, concurrency: int, store: str
+    server: Server, http: httpx.AsyncClient, n: int, concurrency: int, store: str, rate: float
 ) -> dict:
     nc = await nats.connect(server.nats_url, name="bench", connect_timeout=10)
     run = uuid.uuid4().hex[:8]
@@ -216,6 +229,8 @@ async def ingest(
         sem = asyncio.Semaphore(concurrency)
 
         async def send(i: int) -> None:
+            if rate:  # open loop: command i is due at i / rate seconds after the start
+                await asyncio.sleep(max(0.0, t_first + i / rate - time.perf_counter()))
             async with sem:
                 t0 = time.perf_counter()
                 try:
@@ -231,7 +246,11 @@ async def ingest(
                 replies.append((t0, time.perf_counter(), reply))
 
         poller = asyncio.create_task(poll_health())
-        pids = {"qledger": [server.proc.pid], "nats": server.nats_pids()}
+        pids = {
+            "qledger_commands": [server.proc.pid],
+            "qledger_read_side": server.read_side_pids(),
+            "nats": server.nats_pids(),
+        }
         pids["postgres"] = postgres_pids() if store == "postgres" else []
         cpu0, client0 = {k: cpu_seconds(v) for k, v in pids.items()}, time.process_time()
         t_first = time.perf_counter()
@@ -254,6 +273,7 @@ async def ingest(
         cpu["cpu_client_s"] = round(time.process_time() - client0, 2)
         polling = False
         await asyncio.wait_for(poller, timeout=15)
+        server_lag = (await http.get(server.health_url, timeout=10)).json()["projection_lag_ms"]
         await asyncio.sleep(0.3)  # let the last events arrive on the bus
 
         times, positions = [t for t, _ in samples], []
@@ -276,6 +296,7 @@ async def ingest(
             "latency_ms_p50_p99": p50_p99([t1 - t0 for t0, t1, _ in replies], 1000),
             "projection_lag_ms_p50_p99": p50_p99(proj_lags, 1000),
             "catchup_after_last_reply_ms": round((t_caught - t_last) * 1000, 1),
+            "server_projection_lag_ms_p50_p99": [server_lag["p50"], server_lag["p99"]],
             "stream_lag_ms_p50_p99": p50_p99(stream_lags, 1000),
             "stream_events_seen": len(stream_lags),
             **cpu,
@@ -346,6 +367,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000, help="task-result commands to send")
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offered load in task results/s (open loop); 0 = as fast as replies allow",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="qledger-bench-"))
@@ -358,7 +385,7 @@ def main() -> None:
     async def against_server(server: Server) -> tuple[dict, float]:
         async with httpx.AsyncClient() as http:
             await server.wait_ready(http)
-            res = await ingest(server, http, args.n, args.concurrency, args.store)
+            res = await ingest(server, http, args.n, args.concurrency, args.store, args.rate)
             return res, await raw_jetstream(server.nats_url, res["events"] or args.n * 6)
 
     try:
@@ -383,10 +410,11 @@ def main() -> None:
             shutil.copy(Path(tmp) / "server.log", os.environ["BENCH_KEEP_LOG"])
         shutil.rmtree(tmp, ignore_errors=True)
 
-    r = dict(res, store=args.store, n=args.n, concurrency=args.concurrency)
+    r = dict(res, store=args.store, n=args.n, concurrency=args.concurrency, rate=args.rate)
+    offered = f"offered {args.rate:g} task results/s" if args.rate else "closed loop"
     print(
         f"qledger ingest benchmark — store={args.store}, N={args.n} task results "
-        f"({r['events']} domain events), concurrency={args.concurrency}"
+        f"({r['events']} domain events), concurrency={args.concurrency}, {offered}"
     )
     rows = [
         ("accepted / rejected commands", [r["accepted"], r["rejected"]]),
@@ -394,10 +422,17 @@ def main() -> None:
         ("end-to-end accepted events/s", r["events_per_s"]),
         ("commands/s", r["commands_per_s"]),
         ("command latency p50 / p99 (ms)", r["latency_ms_p50_p99"]),
-        ("projection lag p50 / p99 (ms)", r["projection_lag_ms_p50_p99"]),
+        ("projection lag, seen by client p50 / p99 (ms)", r["projection_lag_ms_p50_p99"]),
+        (
+            "projection lag, server: store -> DuckDB p50 / p99",
+            r["server_projection_lag_ms_p50_p99"],
+        ),
         ("read model caught up after last reply (ms)", r["catchup_after_last_reply_ms"]),
         ("stream lag recorded_at -> bus p50 / p99 (ms)", r["stream_lag_ms_p50_p99"]),
-        ("CPU s: qledger / nats / postgres / client", [r[f"cpu_{k}_s"] for k in CPU_GROUPS]),
+        (
+            "CPU s: commands / read side / nats / pg / client",
+            [r[f"cpu_{k}_s"] for k in CPU_GROUPS],
+        ),
         ("baseline raw JetStream publish_async msgs/s", r["baseline_jetstream_msgs_per_s"]),
         ("baseline raw eventsourcing append events/s", r["baseline_eventsourcing_events_per_s"]),
     ]

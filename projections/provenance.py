@@ -22,8 +22,7 @@ VERSION = Table(
         ("value_type", "VARCHAR"),
         ("unit", "VARCHAR"),
         ("error", "DOUBLE"),
-        ("valid_from", "TIMESTAMPTZ"),
-        ("valid_until", "TIMESTAMPTZ"),
+        ("valid_from", "TIMESTAMPTZ"),  # valid_until = the next version's valid_from
         ("execution_id", "VARCHAR"),
         ("task_id", "VARCHAR"),
         ("task_name", "VARCHAR"),
@@ -90,26 +89,21 @@ class ProvenanceProjector(Projector):
                 {**rel, "relation": "wasDerivedFrom", "subject": p["entity_id"], "object": u}
                 for u in p["used"]
             )
+        # Insert-only: a version's valid_until is derived from its successor when read,
+        # so a new version never rewrites (or scans for) the one it supersedes.
         tx.insert(VERSION, versions)
         tx.insert(RELATION, relations)
-        if versions:
-            # Close the previous version of every series that got a new one in this batch.
-            lo, hi = versions[0]["position"], versions[-1]["position"]
-            tx.execute(
-                "UPDATE parameter_version AS prev SET valid_until = nxt.valid_from"
-                " FROM parameter_version AS nxt"
-                " WHERE nxt.position BETWEEN ? AND ?"
-                " AND prev.project_id = nxt.project_id AND prev.chip_id = nxt.chip_id"
-                " AND prev.qid = nxt.qid AND prev.parameter_name = nxt.parameter_name"
-                " AND prev.version = nxt.version - 1",
-                [lo, hi],
-            )
 
 
 # -- queries -----------------------------------------------------------------------
 VERSION_COLUMNS = (
     "entity_id, parameter_name, qid, value_json, value_type, unit, error, version, valid_from,"
-    " valid_until, execution_id, task_id, task_name, project_id, chip_id"
+    " execution_id, task_id, task_name, project_id, chip_id"
+)
+# valid_until of each version in a series: when the next version became valid.
+VALID_UNTIL = (
+    "lead(valid_from) OVER (PARTITION BY project_id, chip_id, qid, parameter_name"
+    " ORDER BY version) AS valid_until"
 )
 
 
@@ -130,7 +124,15 @@ def get_entity(db: ViewReader, project_id: str, entity_id: str) -> dict[str, Any
         f"SELECT {VERSION_COLUMNS} FROM parameter_version WHERE project_id = ? AND entity_id = ?",
         [project_id, entity_id],
     )
-    return _version_dict(rows[0]) if rows else None
+    if not rows:
+        return None
+    row = rows[0]
+    successor = db.rows(
+        "SELECT valid_from FROM parameter_version WHERE project_id = ? AND chip_id = ?"
+        " AND qid = ? AND parameter_name = ? AND version = ?",
+        [project_id, row["chip_id"], row["qid"], row["parameter_name"], row["version"] + 1],
+    )
+    return _version_dict({**row, "valid_until": successor[0]["valid_from"] if successor else None})
 
 
 def parameter_history(
@@ -149,7 +151,7 @@ def parameter_history(
         params.append(chip_id)
     total = db.rows(f"SELECT count(*) AS n FROM parameter_version WHERE {where}", params)[0]["n"]
     rows = db.rows(
-        f"SELECT {VERSION_COLUMNS} FROM parameter_version WHERE {where}"
+        f"SELECT {VERSION_COLUMNS}, {VALID_UNTIL} FROM parameter_version WHERE {where}"
         " ORDER BY valid_from DESC, version DESC LIMIT ?",
         [*params, limit],
     )
@@ -170,7 +172,8 @@ def current_parameters(
     rows = db.rows(
         "SELECT qid, parameter_name, value_json, unit, error, version, entity_id, valid_from,"
         " execution_id, task_id FROM parameter_version"
-        " WHERE project_id = ? AND chip_id = ? AND list_contains(?, qid) AND valid_until IS NULL",
+        " WHERE project_id = ? AND chip_id = ? AND list_contains(?, qid)"
+        " QUALIFY row_number() OVER (PARTITION BY qid, parameter_name ORDER BY version DESC) = 1",
         [project_id, chip_id, qids],
     )
     out: dict[str, dict[str, Any]] = {}
