@@ -30,7 +30,7 @@ from adapters.http.app import create_app
 from adapters.natsserver import EmbeddedNats, die_with_parent
 from adapters.projection_runner import ProjectionRunner
 from adapters.readstore import ReadStore
-from adapters.relay import Relay
+from adapters.relay import Relay, stream_checkpoint
 from commands.models import Accepted, Command, Rejected, Reply
 from config.settings import Settings
 from projections.registry import all_projectors
@@ -92,14 +92,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _query_app(settings: Settings, nc, js, store: EventStore, read: ReadStore, runner) -> Any:
+def _query_app(
+    settings: Settings, nc, js, store: EventStore, read: ReadStore, runner, relay: Relay | None
+) -> Any:
     async def health() -> dict[str, Any]:
-        from adapters.relay import stream_checkpoint
-
+        # The relay's own position when it runs here; else what the stream holds.
+        relay_position = relay.position if relay else await stream_checkpoint(js)
         return {
             "status": "stalled" if runner.stalled else "ok",
             "store_position": await asyncio.to_thread(store.max_position),
-            "relay_position": await stream_checkpoint(js),
+            "relay_position": relay_position,
             "projection_position": runner.position,
             "projection_lag_ms": runner.lag_percentiles(),
             "event_store": store.location.description,
@@ -147,7 +149,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         runner = ProjectionRunner(read, store, js, batch=settings.projection_batch_max)
         server = _Server(
             uvicorn.Config(
-                _query_app(settings, nc, js, store, read, runner),
+                _query_app(settings, nc, js, store, read, runner, relay),
                 host=settings.http_host,
                 port=settings.http_port,
                 log_level=settings.log_level.lower(),
