@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 import orjson
 
 Envelope = dict[str, Any]
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Timestamps leave the read models as ISO 8601 strings, as the API references show."""
+    return moment.isoformat() if moment is not None else None
 
 
 def to_json(value: Any) -> str:

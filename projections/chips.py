@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from projections.base import Envelope, Projector, Table, ViewReader, ViewTx
+from projections.base import Envelope, Projector, Table, ViewReader, ViewTx, iso
 from projections.provenance import current_parameters
 
 CHIP = Table(
@@ -72,7 +72,7 @@ class ChipProjector(Projector):
 
 # -- queries -----------------------------------------------------------------------
 def _chip_dict(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "installed_at": row["installed_at"].isoformat() if row["installed_at"] else None}
+    return {**row, "installed_at": iso(row["installed_at"])}
 
 
 CHIP_COLUMNS = "chip_id, size, topology_id, qubit_count, coupling_count, installed_at"

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from projections.base import Envelope, Projector, Table, ViewReader, ViewTx, to_json
+from projections.base import Envelope, Projector, Table, ViewReader, ViewTx, iso, to_json
 
 EXECUTION = Table(
     "execution",
@@ -125,10 +125,6 @@ class ExecutionProjector(Projector):
 
 
 # -- queries -----------------------------------------------------------------------
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t is not None else None
-
-
 def _elapsed(start: datetime | None, end: datetime | None) -> str | None:
     return str(end - start) if start and end else None
 
@@ -138,8 +134,8 @@ def _execution_summary(r: dict[str, Any]) -> dict[str, Any]:
         "name": r["name"],
         "execution_id": r["execution_id"],
         "status": r["status"],
-        "start_at": _iso(r["start_at"]),
-        "end_at": _iso(r["end_at"]),
+        "start_at": iso(r["start_at"]),
+        "end_at": iso(r["end_at"]),
         "elapsed_time": _elapsed(r["start_at"], r["end_at"]),
         "tags": orjson.loads(r["tags_json"]),
         "note": orjson.loads(r["note_json"]),
@@ -180,8 +176,8 @@ def _task_entry(t: dict[str, Any]) -> dict[str, Any]:
         "figure_path": [],
         "json_figure_path": [],
         "raw_data_path": [],
-        "start_at": _iso(t["start_at"]),
-        "end_at": _iso(t["end_at"]),
+        "start_at": iso(t["start_at"]),
+        "end_at": iso(t["end_at"]),
         "elapsed_time": _elapsed(t["start_at"], t["end_at"]),
         "task_type": t["task_type"],
         "default_view": True,
@@ -240,7 +236,7 @@ def get_task_result(db: ViewReader, project_id: str, task_id: str) -> dict[str, 
         "tags": orjson.loads(t["tags_json"]),
         "source_task_id": None,
         "re_executions": [],
-        "start_at": _iso(t["start_at"]),
-        "end_at": _iso(t["end_at"]),
+        "start_at": iso(t["start_at"]),
+        "end_at": iso(t["end_at"]),
         "elapsed_time": _elapsed(t["start_at"], t["end_at"]),
     }

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from projections.base import Envelope, Projector, Table, ViewReader, ViewTx, to_json
+from projections.base import Envelope, Projector, Table, ViewReader, ViewTx, iso, to_json
 
 VERSION = Table(
     "parameter_version",
@@ -107,15 +107,11 @@ VALID_UNTIL = (
 )
 
 
-def _iso(t):
-    return t.isoformat() if t is not None else None
-
-
 def _version_dict(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["value"] = orjson.loads(out.pop("value_json"))
-    out["valid_from"] = _iso(out["valid_from"])
-    out["valid_until"] = _iso(out["valid_until"])
+    out["valid_from"] = iso(out["valid_from"])
+    out["valid_until"] = iso(out["valid_until"])
     return out
 
 
@@ -184,7 +180,7 @@ def current_parameters(
             "error": r["error"],
             "version": r["version"],
             "entity_id": r["entity_id"],
-            "calibrated_at": _iso(r["valid_from"]),
+            "calibrated_at": iso(r["valid_from"]),
             "execution_id": r["execution_id"],
             "task_id": r["task_id"],
         }

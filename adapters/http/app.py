@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.http import chips, executions, provenance
@@ -37,8 +38,11 @@ def create_app(
             body, status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
+    @app.exception_handler(ValidationError)  # a command built from path parameters
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(
+        _: Request, exc: RequestValidationError | ValidationError
+    ) -> JSONResponse:
         errors = exc.errors()
         summary = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:10]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from adapters.http.deps import (
     IdempotencyKey,
@@ -13,16 +13,14 @@ from adapters.http.deps import (
     not_found,
     send_command,
 )
-from commands.models import Ident, RegisterChip
+from commands.models import RegisterChip
 from projections import chips as q
 
 router = APIRouter(prefix="/api/chips", tags=["chip"])
 
 
-class CreateChipRequest(BaseModel):
-    chip_id: Ident
-    size: Annotated[int, Field(ge=1, le=1024)]
-    topology_id: Annotated[str, Field(min_length=1, max_length=128)] = "square-lattice"
+class CreateChipRequest(RegisterChip):
+    """The bus command itself: validated here exactly as the command side will."""
 
 
 class ChipResponse(BaseModel):
@@ -74,8 +72,7 @@ async def create_chip(
     db: ReadModels,
     idempotency_key: IdempotencyKey = None,
 ):
-    command = RegisterChip(**body.model_dump())
-    reply = await send_command(request, command, project, idempotency_key, wait=True)
+    reply = await send_command(request, body, project, idempotency_key, wait=True)
     response.headers["X-Position"] = str(reply.position)
     return q.get_chip(db, project, body.chip_id)
 

@@ -33,6 +33,7 @@ STATUS_BY_CODE = {
     "concurrency_conflict": 409,
     "store_unavailable": 503,
     "bus_unavailable": 503,
+    "command_timeout": 504,
     "internal_error": 500,
 }
 

@@ -4,10 +4,10 @@ workflow engine); qledger adds the write endpoints as gateways to the same bus c
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from adapters.http.deps import (
     IdempotencyKey,
@@ -23,42 +23,21 @@ from commands.models import (
     CompleteExecution,
     FailExecution,
     Ident,
-    InputParameter,
-    OutputParameter,
     RecordTaskResult,
     StartExecution,
     TaskResultIn,
-    UtcDatetime,
 )
 from projections import executions as q
 
 router = APIRouter(tags=["execution"])
 
 
-class StartExecutionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    execution_id: Ident | None = Field(None, description="generated when omitted")
-    chip_id: Ident
-    name: str = ""
-    flow_name: str = ""
-    tags: list[str] = Field(default_factory=list)
-    note: dict[str, Any] = Field(default_factory=dict)
-    started_at: UtcDatetime | None = None
+class StartExecutionRequest(StartExecution):
+    execution_id: Ident | None = Field(None, description="generated when omitted")  # type: ignore[assignment]
 
 
-class TaskResultRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    task_id: Ident | None = Field(None, description="generated when omitted")
-    task_name: str
-    task_type: str = "qubit"
-    qid: Ident
-    status: str = "completed"
-    message: str = ""
-    input_parameters: dict[str, InputParameter] = Field(default_factory=dict)
-    output_parameters: dict[str, OutputParameter] = Field(default_factory=dict)
-    run_parameters: dict[str, Any] = Field(default_factory=dict)
-    start_at: UtcDatetime
-    end_at: UtcDatetime
+class TaskResultRequest(TaskResultIn):
+    task_id: Ident | None = Field(None, description="generated when omitted")  # type: ignore[assignment]
 
 
 class FinishRequest(BaseModel):

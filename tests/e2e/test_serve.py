@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -20,72 +19,10 @@ import nats
 import pytest
 
 from adapters.eventstore import EventStore, store_location
-from adapters.natsserver import free_port
+from tests.e2e.serving import QLEDGER, Serve, alive, run_bounded
 
 pytestmark = pytest.mark.e2e
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-QLEDGER = str(Path(sys.executable).parent / "qledger")
-
-
-class Serve:
-    def __init__(self, data_dir: Path, store_url: str | None) -> None:
-        self.data_dir = data_dir
-        self.store_url = store_url
-        self.http_port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def nats_url(self) -> str:
-        return (self.data_dir / "nats.url").read_text().strip()
-
-    def start(self) -> Serve:
-        env = {
-            **os.environ,
-            "QLEDGER_DATA_DIR": str(self.data_dir),
-            "QLEDGER_HTTP_PORT": str(self.http_port),
-            "QLEDGER_LOG_LEVEL": "warning",
-        }
-        env.pop("QLEDGER_NATS_URL", None)
-        env.pop("QLEDGER_EVENTSTORE_URL", None)
-        if self.store_url:
-            env["QLEDGER_EVENTSTORE_URL"] = self.store_url
-        log = open(self.data_dir / "serve.log", "ab")
-        self.proc = subprocess.Popen([QLEDGER, "serve"], env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (self.data_dir / "serve.log").read_text()[-3000:]
-            try:
-                if httpx.get(self.base + "/api/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("qledger serve did not become healthy in 60 s")
-
-    def children(self) -> list[int]:
-        """nats-server and the read-side process."""
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return [int(p) for p in path.read_text().split()]
-
-    def nats_pid(self) -> int:
-        return int((self.data_dir / "nats" / "nats-server.pid").read_text())
-
-    def health(self) -> dict:
-        return httpx.get(self.base + "/api/health", timeout=5).json()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
 def task_body(i: int) -> dict:
@@ -174,7 +111,7 @@ def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path, b
         await nc.close()
         return start, bad, junk
 
-    start, bad_cmd, junk = asyncio.run(first_steps())
+    start, bad_cmd, junk = run_bounded(first_steps())
     assert start["status"] == "accepted" and start["position"] >= 2
     assert (bad_cmd["status"], bad_cmd["code"]) == ("rejected", "invalid_command")
     assert junk["code"] == "invalid_command"
@@ -217,7 +154,7 @@ def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path, b
         with contextlib.suppress(Exception):
             await nc.close()
 
-    asyncio.run(stream_and_kill())
+    run_bounded(stream_and_kill())
     serve.proc.wait(timeout=10)
     assert n // 3 <= len(acked) < n - 1, "the kill landed mid-stream"
     assert all(r["status"] == "accepted" for r in acked.values())
@@ -240,7 +177,7 @@ def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path, b
         await nc.close()
         return replies
 
-    replies = asyncio.run(resend())
+    replies = run_bounded(resend())
     assert all(r["status"] == "accepted" for r in replies.values())
     for i, first in acked.items():
         assert replies[i] == first, "an acknowledged command is replayed, not redone"
@@ -259,7 +196,7 @@ def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path, b
     assert set(stored) == {f"t{i}" for i in range(n)} and set(stored.values()) == {1}
     assert notes[-1].id == health["store_position"]
     # ... on the stream (no gaps, no duplicates) ...
-    events = asyncio.run(stream_events(serve.nats_url))
+    events = run_bounded(stream_events(serve.nats_url))
     positions = [n.id for n in notes]
     assert [int(e["msg_id"]) for e in events] == positions
     assert [e["position"] for e in events] == positions

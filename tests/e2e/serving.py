@@ -1,0 +1,95 @@
+"""Running `qledger serve` as a subprocess, the way a user does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from adapters.natsserver import free_port
+
+QLEDGER = str(Path(sys.executable).parent / "qledger")
+
+
+class Serve:
+    logs: list[Path] = []  # of the current test, shown if it fails (tests/e2e/conftest.py)
+
+    def __init__(self, data_dir: Path, store_url: str | None) -> None:
+        self.data_dir = data_dir
+        self.store_url = store_url
+        self.http_port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def nats_url(self) -> str:
+        return (self.data_dir / "nats.url").read_text().strip()
+
+    def start(self) -> Serve:
+        env = {
+            **os.environ,
+            "QLEDGER_DATA_DIR": str(self.data_dir),
+            "QLEDGER_HTTP_PORT": str(self.http_port),
+            "QLEDGER_LOG_LEVEL": "warning",
+        }
+        env.pop("QLEDGER_NATS_URL", None)
+        env.pop("QLEDGER_EVENTSTORE_URL", None)
+        if self.store_url:
+            env["QLEDGER_EVENTSTORE_URL"] = self.store_url
+        log = open(self.data_dir / "serve.log", "ab")
+        Serve.logs.append(self.data_dir / "serve.log")
+        self.proc = subprocess.Popen([QLEDGER, "serve"], env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, (self.data_dir / "serve.log").read_text()[-3000:]
+            try:
+                if httpx.get(self.base + "/api/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("qledger serve did not become healthy in 60 s")
+
+    def children(self) -> list[int]:
+        """nats-server and the read-side process."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
+    def nats_pid(self) -> int:
+        return int((self.data_dir / "nats" / "nats-server.pid").read_text())
+
+    def health(self) -> dict:
+        return httpx.get(self.base + "/api/health", timeout=5).json()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def run_bounded(coro, timeout: float = 120):
+    """asyncio.run, except that tasks left behind (a NATS client whose server was just
+    killed keeps reconnect tasks around) get 5 s to finish instead of forever."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    finally:
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=5))
+        loop.close()

@@ -1,0 +1,185 @@
+"""The HTTP API against one running `qledger serve`: reference shapes, error bodies,
+idempotency over HTTP, read-your-writes and lineage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.serving import QLEDGER, Serve
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[Serve]:
+    serve = Serve(Path(tmp_path_factory.mktemp("serve")), None).start()
+    yield serve
+    serve.proc.send_signal(signal.SIGTERM)
+    assert serve.proc.wait(timeout=30) == 0
+
+
+@pytest.fixture(scope="module")
+def api(served: Serve) -> Iterator[httpx.Client]:
+    client = httpx.Client(base_url=served.base, timeout=10)
+    assert client.post("/api/chips", json={"chip_id": "c9", "size": 9}).status_code == 200
+    r = client.post(
+        "/api/executions", json={"chip_id": "c9", "execution_id": "e1", "tags": ["daily"]}
+    )
+    assert r.status_code == 200, r.text
+    yield client
+
+
+def task(task_id: str, minute: int, **extra) -> dict:
+    return {
+        "task_id": task_id,
+        "task_name": "CheckQubitFrequency",
+        "qid": "4",
+        "output_parameters": {"qubit_frequency": {"value": 7.9 + minute / 1000, "unit": "GHz"}},
+        "start_at": f"2026-05-01T10:{minute:02d}:00Z",
+        "end_at": f"2026-05-01T10:{minute:02d}:30Z",
+        **extra,
+    }
+
+
+def test_chip_endpoints_have_the_reference_shapes(api: httpx.Client):
+    chips = api.get("/api/chips").json()
+    assert chips["total"] == 1
+    assert set(chips["chips"][0]) == {
+        "chip_id", "size", "topology_id", "qubit_count", "coupling_count", "installed_at",
+    }  # fmt: skip
+    qubits = api.get("/api/chips/c9/qubits", params={"limit": 4, "offset": 2}).json()
+    assert (qubits["total"], qubits["limit"], qubits["offset"]) == (9, 4, 2)
+    assert [q["qid"] for q in qubits["qubits"]] == ["2", "3", "4", "5"]
+    assert set(qubits["qubits"][0]) == {"qid", "chip_id", "status", "data"}
+    picked = api.get("/api/chips/c9/qubits", params=[("qids", "8"), ("qids", "0")]).json()
+    assert [q["qid"] for q in picked["qubits"]] == ["0", "8"]
+    couplings = api.get("/api/chips/c9/couplings").json()
+    assert couplings["total"] == 12 and couplings["couplings"][0]["qid"] == "0-1"
+    assert api.get("/api/chips/c9/couplings/4-7").status_code == 200
+    for path in ("/api/chips/nope", "/api/chips/c9/qubits/99", "/api/chips/c9/couplings/0-4"):
+        r = api.get(path)
+        assert r.status_code == 404 and r.json()["code"] == "not_found", path
+
+
+def test_bad_input_gets_a_coded_4xx_and_changes_nothing(api: httpx.Client):
+    before = api.get("/api/health").json()["store_position"]
+    cases = [
+        ("/api/chips", {"chip_id": "x", "size": 0}, 422, "invalid_request"),
+        ("/api/chips", {"chip_id": "bad id!", "size": 4}, 422, "invalid_request"),
+        (
+            "/api/chips",
+            {"chip_id": "x", "size": 4, "topology_id": "heavy-hex"},
+            422,
+            "unknown_topology",
+        ),
+        ("/api/chips", {"chip_id": "c9", "size": 9}, 409, "chip_exists"),
+        ("/api/executions", {"chip_id": "nope"}, 404, "chip_not_found"),
+        ("/api/executions/e1/tasks", task("t", 1, status="bogus"), 422, "invalid_request"),
+        ("/api/executions/e1/tasks", task("t", 1, qid="42"), 422, "unknown_qid"),
+        ("/api/executions/e1/tasks", task("t", 1, start_at="yesterday"), 422, "invalid_request"),
+        (
+            "/api/executions/e1/tasks",
+            task("t", 1, start_at="2026-05-01T10:00:00"),
+            422,
+            "invalid_request",
+        ),
+        ("/api/executions/e1/tasks", {**task("t", 1), "extra": 1}, 422, "invalid_request"),
+        ("/api/executions/nope/tasks", task("t", 1), 404, "execution_not_found"),
+        ("/api/executions/bad%20id/tasks", task("t", 1), 422, "invalid_request"),
+    ]
+    for path, body, status, code in cases:
+        r = api.post(path, json=body)
+        assert (r.status_code, r.json()["code"]) == (status, code), (path, body, r.text)
+        assert r.json()["message"]
+    r = api.post("/api/chips", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    assert api.get("/api/health").json()["store_position"] == before
+
+
+def test_idempotency_key_over_http_returns_the_first_reply(api: httpx.Client):
+    headers = {"Idempotency-Key": "http-key-1"}
+    first = api.post("/api/executions/e1/tasks", json=task("tk", 5), headers=headers)
+    again = api.post("/api/executions/e1/tasks", json=task("tk", 5), headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    other = api.post("/api/executions/e1/tasks", json=task("tk2", 6), headers=headers)
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency_key_reused")
+
+
+def test_versions_lineage_and_read_your_writes(api: httpx.Client):
+    r1 = api.post("/api/executions/e1/tasks", json=task("f1", 10)).json()
+    r2 = api.post("/api/executions/e1/tasks", json=task("f2", 20)).json()
+    reads = {"qubit_frequency": {"value": 7.91}}
+    t1 = task(
+        "t1", 30, input_parameters=reads, output_parameters={"t1": {"value": 50.0, "unit": "us"}}
+    )
+    t1["start_at"] = "2026-05-01T10:15:00Z"  # read the frequency while f1's was valid
+    r3 = api.post("/api/executions/e1/tasks", json=t1).json()
+    assert r1["position"] < r2["position"] < r3["position"]
+
+    entity = api.get(
+        "/api/provenance/entities/t1:4:e1:t1", params={"min_position": r3["position"]}
+    ).json()
+    assert entity["value"] == 50.0 and entity["version"] == 1 and entity["valid_until"] is None
+    history = api.get(
+        "/api/provenance/history", params={"parameter_name": "qubit_frequency", "qid": "4"}
+    ).json()
+    versions = history["versions"]
+    assert [v["task_id"] for v in versions][:2] == ["f2", "f1"]
+    assert versions[1]["valid_until"] == versions[0]["valid_from"]
+    qubit = api.get("/api/chips/c9/qubits/4").json()
+    assert qubit["data"]["qubit_frequency"]["entity_id"] == "qubit_frequency:4:e1:f2"
+    assert qubit["data"]["t1"]["value"] == 50.0
+    result = api.get("/api/tasks/t1/result").json()
+    assert result["execution_id"] == "e1" and result["tags"] == ["daily"]
+    assert result["input_parameters"]["qubit_frequency"]["value"] == 7.91
+
+    execution = api.get("/api/executions/e1").json()
+    assert execution["chip_id"] == "c9" and execution["status"] == "running"
+    listing = api.get("/api/executions", params={"chip_id": "c9"}).json()
+    assert listing["total"] == 1 and listing["executions"][0]["execution_id"] == "e1"
+    too_far = api.get("/api/chips/c9", params={"min_position": 10**9}, timeout=30)
+    assert too_far.status_code == 503 and too_far.json()["code"] == "projection_lagging"
+
+
+def test_a_finished_execution_takes_no_more_results(api: httpx.Client):
+    assert (
+        api.post("/api/executions", json={"chip_id": "c9", "execution_id": "e2"}).status_code == 200
+    )
+    cancel = api.post("/api/executions/e2/cancel", json={"message": "operator"})
+    assert cancel.status_code == 200
+    r = api.post("/api/executions/e2/tasks", json=task("late", 40))
+    assert (r.status_code, r.json()["code"]) == (409, "execution_finished")
+    done = api.get("/api/executions/e2", params={"min_position": cancel.json()["position"]}).json()
+    assert done["status"] == "cancelled" and done["end_at"] is not None
+
+
+def test_events_tail_prints_the_stream_as_json_lines(api: httpx.Client, served: Serve):
+    env = {**os.environ, "QLEDGER_DATA_DIR": str(served.data_dir)}
+    env.pop("QLEDGER_NATS_URL", None)
+    with pytest.raises(subprocess.TimeoutExpired) as tail:
+        subprocess.run(
+            [QLEDGER, "events", "tail", "--from-start"], env=env, capture_output=True, timeout=4
+        )
+    lines = [json.loads(line) for line in tail.value.stdout.decode().splitlines()]
+    assert lines[0]["type"] == "chip.ChipRegistered" and lines[0]["position"] == 1
+    assert [e["position"] for e in lines] == list(range(1, len(lines) + 1))
+
+
+def test_schema_lists_every_command_and_event():
+    out = subprocess.run(
+        [QLEDGER, "schema"], capture_output=True, text=True, timeout=60, check=True
+    )
+    doc = json.loads(out.stdout)
+    assert "qledger.cmd.calibration.record_task_result" in doc["commands"]
+    assert doc["commands"]["qledger.cmd.chip.register"]["properties"]["size"]["maximum"] == 1024
+    assert {"chip.ChipRegistered", "calibration.ParameterVersionRecorded"} <= set(doc["events"])
+    assert doc["events"]["calibration.TaskResultRecorded"]["schema_version"] == 1
