@@ -156,6 +156,7 @@ def store_location(url: str | None, data_dir: Path) -> StoreLocation:
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_LOCK_TIMEOUT": "10",
+        "APPLICATION_RECORDER_TOPIC": "adapters.pg_recorder:BinaryBatchRecorder",
     }
     safe = f"postgresql://{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}/{env['POSTGRES_DBNAME']}"
     return StoreLocation(env, safe, True)
