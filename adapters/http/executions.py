@@ -1,12 +1,11 @@
 """Executions and task results. The reference serves reads only (its writes come from a
 workflow engine); qledger adds the write endpoints as gateways to the same bus commands."""
 
-from __future__ import annotations
-
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from adapters.http.deps import (
@@ -113,44 +112,30 @@ async def record_task_result(
     return accepted_body(reply, task_id=fields["task_id"])
 
 
-async def _finish(request, command, project, key):
-    return accepted_body(await send_command(request, command, project, key))
-
-
-@router.post("/api/executions/{execution_id}/complete", response_model=Accepted)
-async def complete_execution(
-    execution_id: str,
-    request: Request,
-    project: ProjectId,
-    body: FinishRequest | None = None,
-    idempotency_key: IdempotencyKey = None,
+def _finish_route(
+    path: str, command_cls: type[CompleteExecution | FailExecution | CancelExecution]
 ):
-    message = body.message if body else ""
-    command = CompleteExecution(execution_id=execution_id, message=message)
-    return await _finish(request, command, project, idempotency_key)
+    """complete / fail / cancel differ only in the command they send. (This module keeps
+    annotations eager, so the path parameter's alias below is resolved per route.)"""
+    param = path.split("{")[1].split("}")[0]
+
+    async def finish(
+        request: Request,
+        project: ProjectId,
+        execution_id: Annotated[str, PathParam(alias=param)],
+        body: FinishRequest | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ):
+        command = command_cls(execution_id=execution_id, message=body.message if body else "")
+        return accepted_body(await send_command(request, command, project, idempotency_key))
+
+    finish.__name__ = f"{command_cls.STATUS}_execution"
+    router.post(path, response_model=Accepted, summary=f"Mark an execution {command_cls.STATUS}")(
+        finish
+    )
 
 
-@router.post("/api/executions/{execution_id}/fail", response_model=Accepted)
-async def fail_execution(
-    execution_id: str,
-    request: Request,
-    project: ProjectId,
-    body: FinishRequest | None = None,
-    idempotency_key: IdempotencyKey = None,
-):
-    message = body.message if body else ""
-    command = FailExecution(execution_id=execution_id, message=message)
-    return await _finish(request, command, project, idempotency_key)
-
-
-@router.post("/api/executions/{flow_run_id}/cancel", response_model=Accepted)
-async def cancel_execution(
-    flow_run_id: str,
-    request: Request,
-    project: ProjectId,
-    body: FinishRequest | None = None,
-    idempotency_key: IdempotencyKey = None,
-):
-    message = body.message if body else ""
-    command = CancelExecution(execution_id=flow_run_id, message=message)
-    return await _finish(request, command, project, idempotency_key)
+_finish_route("/api/executions/{execution_id}/complete", CompleteExecution)
+_finish_route("/api/executions/{execution_id}/fail", FailExecution)
+# The reference names this one's parameter flow_run_id; it is the execution id.
+_finish_route("/api/executions/{flow_run_id}/cancel", CancelExecution)

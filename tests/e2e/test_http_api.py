@@ -183,3 +183,17 @@ def test_schema_lists_every_command_and_event():
     assert doc["commands"]["qledger.cmd.chip.register"]["properties"]["size"]["maximum"] == 1024
     assert {"chip.ChipRegistered", "calibration.ParameterVersionRecorded"} <= set(doc["events"])
     assert doc["events"]["calibration.TaskResultRecorded"]["schema_version"] == 1
+
+
+def test_api_docs_are_served_and_list_the_reference_paths(api: httpx.Client):
+    assert api.get("/docs").status_code == 200
+    spec = api.get("/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.json()["paths"]
+    for path in (
+        "/api/chips/{chip_id}/qubits/{qid}",
+        "/api/executions/{flow_run_id}/cancel",
+        "/api/tasks/{task_id}/result",
+        "/api/provenance/history",
+    ):
+        assert path in paths, path
