@@ -32,6 +32,7 @@ from adapters.projection_runner import ProjectionRunner
 from adapters.readstore import ReadStore
 from adapters.relay import Relay, stream_checkpoint
 from commands.models import Accepted, Command, Rejected, Reply
+from commands.ports import StoreUnavailable
 from config.settings import Settings
 from projections.registry import all_projectors
 
@@ -189,7 +190,9 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         if server is not None:
             server.should_exit = True
         if broker is not None and writer is not None:
-            await broker.stop()
+            # Bounded: with NATS gone, FastStream's stop would wait for it indefinitely.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(broker.stop(), 5)
             await writer.drain()
         for child in children:
             if child.poll() is None:
@@ -200,7 +203,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         await asyncio.gather(*tasks, return_exceptions=True)
         # close, not drain: drain waits on the pull and publish-ack inboxes until it times out.
         with contextlib.suppress(Exception):
-            await nc.close()
+            await asyncio.wait_for(nc.close(), 5)
         store.close()
         if read is not None:
             read.close()
@@ -245,7 +248,10 @@ def run_serve(settings: Settings, roles: set[str]) -> None:
         if roles != set(ROLES):
             if not settings.nats_url:
                 raise SystemExit("--role needs QLEDGER_NATS_URL (a running NATS)")
-            asyncio.run(run_roles(settings, roles, settings.nats_url))
+            try:
+                asyncio.run(run_roles(settings, roles, settings.nats_url))
+            except StoreUnavailable as err:
+                raise SystemExit(f"qledger: {err}") from None
             return
         # Everything on one machine: embedded NATS (unless given), the command side here,
         # relay and query side in a child process (each process has its own GIL).
@@ -256,7 +262,12 @@ def run_serve(settings: Settings, roles: set[str]) -> None:
         (settings.data_dir / "nats.url").write_text(nats_url)
         try:
             read_side = _spawn_read_side(settings, nats_url)
-            asyncio.run(run_roles(settings, {"command"}, nats_url, children=[read_side]))
+            # Watched like the read side: if either dies, qledger stops (and says so) rather
+            # than run on half a system. Stopped in this order: read side, then NATS.
+            children = [read_side, *([embedded.proc] if embedded and embedded.proc else [])]
+            asyncio.run(run_roles(settings, {"command"}, nats_url, children=children))
+        except StoreUnavailable as err:
+            raise SystemExit(f"qledger: {err}") from None
         finally:
             if embedded is not None:
                 embedded.stop()

@@ -251,3 +251,15 @@ def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path, b
     assert after_rebuild == before_rebuild
     serve.proc.send_signal(signal.SIGTERM)
     assert serve.proc.wait(timeout=30) == 0
+
+
+def test_serve_stops_and_says_so_when_nats_server_dies(tmp_path: Path):
+    serve = Serve(tmp_path, None).start()
+    children = serve.children()
+    os.kill(serve.nats_pid(), signal.SIGKILL)
+    assert serve.proc.wait(timeout=30) == 1
+    deadline = time.monotonic() + 5
+    while any(map(alive, children)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(alive, children))
+    assert "stopped unexpectedly" in (tmp_path / "serve.log").read_text()
