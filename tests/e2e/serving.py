@@ -19,9 +19,10 @@ QLEDGER = str(Path(sys.executable).parent / "qledger")
 class Serve:
     logs: list[Path] = []  # of the current test, shown if it fails (tests/e2e/conftest.py)
 
-    def __init__(self, data_dir: Path, store_url: str | None) -> None:
+    def __init__(self, data_dir: Path, store_url: str | None, *, keep_nats_url: bool = False):
         self.data_dir = data_dir
         self.store_url = store_url
+        self.keep_nats_url = keep_nats_url
         self.http_port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -40,7 +41,8 @@ class Serve:
             "QLEDGER_HTTP_PORT": str(self.http_port),
             "QLEDGER_LOG_LEVEL": "warning",
         }
-        env.pop("QLEDGER_NATS_URL", None)
+        if not self.keep_nats_url:
+            env.pop("QLEDGER_NATS_URL", None)
         env.pop("QLEDGER_EVENTSTORE_URL", None)
         if self.store_url:
             env["QLEDGER_EVENTSTORE_URL"] = self.store_url

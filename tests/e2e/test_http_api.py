@@ -148,6 +148,11 @@ def test_versions_lineage_and_read_your_writes(api: httpx.Client):
     assert listing["total"] == 1 and listing["executions"][0]["execution_id"] == "e1"
     too_far = api.get("/api/chips/c9", params={"min_position": 10**9}, timeout=30)
     assert too_far.status_code == 503 and too_far.json()["code"] == "projection_lagging"
+    by_header = api.get("/api/chips/c9", headers={"X-Min-Position": str(10**9)}, timeout=30)
+    assert by_header.status_code == 503
+    assert (
+        api.get("/api/chips/c9", headers={"X-Min-Position": str(r3["position"])}).status_code == 200
+    )
 
 
 def test_a_finished_execution_takes_no_more_results(api: httpx.Client):

@@ -19,6 +19,7 @@ import nats
 import pytest
 
 from adapters.eventstore import EventStore, store_location
+from adapters.natsserver import EmbeddedNats
 from tests.e2e.serving import QLEDGER, Serve, alive, run_bounded
 
 pytestmark = pytest.mark.e2e
@@ -263,3 +264,28 @@ def test_serve_stops_and_says_so_when_nats_server_dies(tmp_path: Path):
         time.sleep(0.05)
     assert not any(map(alive, children))
     assert "stopped unexpectedly" in (tmp_path / "serve.log").read_text()
+
+
+def test_serve_uses_an_existing_nats_when_told_to(tmp_path: Path, monkeypatch):
+    nats_server = EmbeddedNats(tmp_path / "site-nats").start()
+    try:
+        monkeypatch.setenv("QLEDGER_NATS_URL", nats_server.url)
+        serve = Serve(tmp_path / "data", None, keep_nats_url=True)
+        serve.data_dir.mkdir()
+        serve.start()
+        assert serve.children() and not (tmp_path / "data" / "nats").exists()
+        r = httpx.post(serve.base + "/api/chips", json={"chip_id": "c1", "size": 4}, timeout=10)
+        assert r.status_code == 200, r.text
+
+        async def stream_has_it() -> int:
+            nc = await nats.connect(nats_server.url)
+            info = await nc.jetstream().stream_info("QLEDGER_EVENTS")
+            await nc.close()
+            return info.state.messages
+
+        assert run_bounded(stream_has_it()) == 1
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=30) == 0
+        assert nats_server.proc.poll() is None, "qledger must not stop a NATS it did not start"
+    finally:
+        nats_server.stop()
