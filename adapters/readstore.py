@@ -80,22 +80,21 @@ class ReadStore:
             cur.execute("BEGIN TRANSACTION")
             try:
                 tx = _Tx(cur)
-                new_positions = {}
+                end = batch[-1]["position"]
                 for p in self.projectors:
                     seen = self.positions[p.name]
                     mine = [e for e in batch if e["position"] > seen and e["type"] in p.handles]
                     if mine:
                         p.apply(mine, tx)
-                    new_positions[p.name] = max(seen, batch[-1]["position"])
-                    cur.execute(
-                        "UPDATE projector_position SET position = ? WHERE name = ?",
-                        [new_positions[p.name], p.name],
-                    )
+                # Every projector has now seen the batch: one statement moves them all.
+                cur.execute(
+                    "UPDATE projector_position SET position = greatest(position, ?)", [end]
+                )
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-            self.positions = new_positions
+            self.positions = {name: max(seen, end) for name, seen in self.positions.items()}
         return self.position
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
