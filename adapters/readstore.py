@@ -87,9 +87,7 @@ class ReadStore:
                     if mine:
                         p.apply(mine, tx)
                 # Every projector has now seen the batch: one statement moves them all.
-                cur.execute(
-                    "UPDATE projector_position SET position = greatest(position, ?)", [end]
-                )
+                cur.execute("UPDATE projector_position SET position = greatest(position, ?)", [end])
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")

@@ -74,7 +74,7 @@ class Relay:
         """Wake up when a command writer (in any process) reports a commit."""
 
         async def woken(_msg) -> None:
-            self.wake.set()
+            self.notify()
 
         await self.nc.subscribe(COMMITTED_SUBJECT, cb=woken)
 
@@ -85,12 +85,14 @@ class Relay:
         self.position = await stream_checkpoint(self.js)
         log.info("relay resumes after position %d", self.position)
         while True:
+            # Cleared before reading, so a commit notice that arrives during the read
+            # still wakes the next wait instead of being lost until the next poll.
+            self.wake.clear()
             notes = await asyncio.to_thread(
                 self.store.notifications_after, self.position, self.batch
             )
             if not notes:
-                self.wake.clear()
-                # Woken by the local writer at once; polling catches other writers.
+                # Woken by commit notices at once; polling catches writers that send none.
                 try:
                     await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
                 except TimeoutError:
