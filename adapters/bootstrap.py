@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -21,7 +22,8 @@ from typing import Any
 import duckdb
 import nats
 import uvicorn
-from nats.errors import NoRespondersError
+from nats.errors import Error as NatsError
+from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from adapters.commandbus import CMD_PREFIX, COMMITTED_SUBJECT, CommandWriter, command_broker
@@ -59,8 +61,18 @@ class NatsGateway:
                 code="command_timeout",
                 message="no reply in time; the outcome is unknown: retry with the same Idempotency-Key",
             )
-        data = json.loads(msg.data)
-        return Accepted(**data) if data.get("status") == "accepted" else Rejected(**data)
+        except MaxPayloadError:
+            return Rejected(code="command_too_large", message="the command exceeds the bus limit")
+        except NatsError as err:  # disconnected, reconnecting, draining…
+            return Rejected(code="bus_unavailable", message=f"NATS: {err}; retry")
+        try:
+            data = json.loads(msg.data)
+            return Accepted(**data) if data.get("status") == "accepted" else Rejected(**data)
+        except (ValueError, TypeError) as err:
+            log.error("malformed command reply %r: %s", msg.data[:200], err)
+            return Rejected(
+                code="internal_error", message="the command side sent a malformed reply"
+            )
 
 
 def configure_logging(level: str) -> None:
@@ -93,14 +105,23 @@ class _Server(uvicorn.Server):
         yield
 
 
+def projection_durable(settings: Settings) -> str:
+    """One durable consumer per read-model file: query nodes must not share one, or each
+    would see only part of the stream."""
+    digest = hashlib.sha256(str(settings.duckdb_path.resolve()).encode()).hexdigest()[:10]
+    return f"qledger-projections-{digest}"
+
+
 def _query_app(
     settings: Settings, nc, js, store: EventStore, read: ReadStore, runner, relay: Relay | None
 ) -> Any:
     async def health() -> dict[str, Any]:
         # The relay's own position when it runs here; else what the stream holds.
         relay_position = relay.position if relay else await stream_checkpoint(js)
+        problems = [p for p in (runner.stalled, relay.stalled if relay else None) if p]
         return {
-            "status": "stalled" if runner.stalled else "ok",
+            "status": "stalled" if problems else "ok",
+            "problems": problems,
             "store_position": await asyncio.to_thread(store.max_position),
             "relay_position": relay_position,
             "projection_position": runner.position,
@@ -147,7 +168,13 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         broker = command_broker(nats_url, writer)
     if "query" in roles:
         read = await _open_read_store(settings)
-        runner = ProjectionRunner(read, store, js, batch=settings.projection_batch_max)
+        runner = ProjectionRunner(
+            read,
+            store,
+            js,
+            durable=projection_durable(settings),
+            batch=settings.projection_batch_max,
+        )
         server = _Server(
             uvicorn.Config(
                 _query_app(settings, nc, js, store, read, runner, relay),

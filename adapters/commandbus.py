@@ -26,6 +26,8 @@ CMD_PREFIX = "qledger.cmd."
 # Core NATS, no payload: "the store has new events" - wakes relays at once instead of
 # waiting for their next poll, wherever they run.
 COMMITTED_SUBJECT = "qledger.sys.committed"
+# A command's events must fit in one NATS message (1 MiB by default) with their envelope.
+MAX_COMMAND_BYTES = 256 * 1024
 PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # one NATS subject token
 DEFAULT_PROJECT = "default"
 DEFAULT_ACTOR = "system"
@@ -46,23 +48,30 @@ class CommandWriter:
 
     async def submit(self, submission: Submission) -> Reply:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self.idle.clear()  # here, not in run(): drain() must see a queued command at once
         await self.queue.put((submission, future))
         return await future
 
     async def run(self) -> None:
         while True:
             batch = [await self.queue.get()]
-            self.idle.clear()
             while len(batch) < self.batch_max and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
                 replies = await asyncio.to_thread(process_batch, [s for s, _ in batch], self.store)
             except StoreUnavailable as err:
                 log.error("event store unavailable: %s", err)
-                replies = [Rejected(code="store_unavailable", message=str(err))] * len(batch)
+                message = (
+                    f"event store unavailable ({err}); the outcome is unknown:"
+                    " retry with the same Idempotency-Key"
+                )
+                replies = [Rejected(code="store_unavailable", message=message)] * len(batch)
             except Exception as err:
-                log.exception("command batch failed")
-                replies = [Rejected(code="internal_error", message=str(err))] * len(batch)
+                log.exception("command batch failed: %s", err)
+                message = (
+                    "internal error; the outcome is unknown: retry with the same Idempotency-Key"
+                )
+                replies = [Rejected(code="internal_error", message=message)] * len(batch)
             for (_, future), reply in zip(batch, replies, strict=True):
                 if not future.done():
                     future.set_result(reply)
@@ -85,6 +94,11 @@ def parse_command(subject: str, body: bytes, headers: Mapping[str, str]) -> Subm
     if model is None:
         known = ", ".join(sorted(COMMANDS))
         return Rejected(code="unknown_command", message=f"no command '{name}'; known: {known}")
+    if len(body) > MAX_COMMAND_BYTES:
+        return Rejected(
+            code="command_too_large",
+            message=f"{len(body)} bytes; a command may have at most {MAX_COMMAND_BYTES}",
+        )
     try:
         command: Command = model.model_validate_json(body)
     except ValidationError as err:

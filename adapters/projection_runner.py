@@ -9,6 +9,7 @@ being NAKed: a NAK would let later events overtake it and leave a hole in the re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import datetime
@@ -18,7 +19,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import BadRequestError
 
 from .eventstore import EventStore, envelope
-from .puller import Puller
+from .puller import CONFLICT, NO_RESPONDERS, Puller
 from .readstore import ReadStore
 from .relay import EVENT_SUBJECTS, STREAM, ensure_stream
 
@@ -99,6 +100,12 @@ class ProjectionRunner:
             while True:
                 msgs = await puller.fetch(self.batch, wait=1.0)
                 if not msgs:
+                    if puller.last_status in (CONFLICT, NO_RESPONDERS):
+                        # The consumer (or JetStream) is gone: say so, back off, recreate.
+                        self.stalled = f"consumer {self.durable}: status {puller.last_status}"
+                        await asyncio.sleep(1.0)
+                        with contextlib.suppress(Exception):
+                            await self._ensure_consumer()
                     continue
                 envs = [orjson.loads(m.data) for m in msgs]
                 if applying is not None:

@@ -17,7 +17,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 # Status codes JetStream sends on the reply inbox instead of messages.
-NO_MESSAGES, REQUEST_TIMEOUT, CONFLICT, HEARTBEAT = "404", "408", "409", "100"
+NO_MESSAGES, REQUEST_TIMEOUT, HEARTBEAT = "404", "408", "100"
+CONFLICT, NO_RESPONDERS = "409", "503"  # consumer deleted / JetStream or consumer missing
 
 
 class Puller:
@@ -29,6 +30,7 @@ class Puller:
         self._wanted = 0
         self._request = 0  # replies are tagged with the request they answer
         self._done = asyncio.Event()
+        self.last_status: str | None = None  # of the last request that ended with one
 
     async def start(self) -> None:
         self.inbox = self.nc.new_inbox()
@@ -47,6 +49,7 @@ class Puller:
         # Status replies come on our inbox, tagged with the request they end.
         if status == HEARTBEAT or not msg.subject.endswith(f".{self._request}"):
             return
+        self.last_status = status
         self._done.set()  # no (more) messages, request expired, or refused
 
     async def _pull(self, request: dict, timeout: float) -> None:
@@ -64,6 +67,7 @@ class Puller:
         """Up to `batch` messages: those pending now, or else the next one to arrive
         (waiting at most `wait` seconds; [] if none)."""
         self._wanted = batch
+        self.last_status = None
         if not self._msgs:
             await self._pull({"batch": batch, "no_wait": True}, timeout=wait)
         if not self._msgs:

@@ -66,6 +66,7 @@ class Relay:
         self.batch = batch
         self.wake = asyncio.Event()
         self.position = 0
+        self.stalled: str | None = None
 
     def notify(self) -> None:
         self.wake.set()
@@ -78,19 +79,28 @@ class Relay:
 
         await self.nc.subscribe(COMMITTED_SUBJECT, cb=woken)
 
-    async def run(self) -> None:
+    async def start(self) -> None:
         await ensure_stream(self.js)
         self._acks.inbox = self.nc.new_inbox()
         await self.nc.subscribe(self._acks.inbox + ".>", cb=self._acks.on_reply)
         self.position = await stream_checkpoint(self.js)
         log.info("relay resumes after position %d", self.position)
+
+    async def run(self) -> None:
+        await self.start()
         while True:
             # Cleared before reading, so a commit notice that arrives during the read
             # still wakes the next wait instead of being lost until the next poll.
             self.wake.clear()
-            notes = await asyncio.to_thread(
-                self.store.notifications_after, self.position, self.batch
-            )
+            try:
+                notes = await asyncio.to_thread(
+                    self.store.notifications_after, self.position, self.batch
+                )
+            except Exception as err:  # noqa: BLE001 - store down: wait for it, don't die
+                self.stalled = f"event store unreadable: {err}"
+                log.warning("relay cannot read the store: %s; retrying", err)
+                await asyncio.sleep(1.0)
+                continue
             if not notes:
                 # Woken by commit notices at once; polling catches writers that send none.
                 try:
@@ -100,7 +110,9 @@ class Relay:
                 continue
             try:
                 await self._publish(notes)
+                self.stalled = None
             except Exception as err:  # noqa: BLE001 - NATS down or slow: resume from the stream
+                self.stalled = f"publishing after position {self.position} failed: {err}"
                 log.warning(
                     "relay publish failed after position %d: %s; retrying", self.position, err
                 )
@@ -117,12 +129,18 @@ class Relay:
         counter for the whole batch: nats-py's per-message PubAck objects cost more CPU
         than the publish itself."""
         reply_prefix = self._acks.start(len(notes))
+        previous = self.position
         for n in notes:
             # The stored state is the envelope minus `position`: splice it in rather than
             # re-encoding, and read only what the subject needs.
             data = b'{"position":%d,' % n.id + n.state[1:]
             subject = event_subject(project_of(n.state), n.topic)
             headers = {"Nats-Msg-Id": str(n.id), "Nats-Expected-Stream": STREAM}
+            if previous:
+                # The stream refuses an event unless its predecessor is the last message:
+                # if a connection drops mid-batch, later events cannot land past a hole.
+                headers["Nats-Expected-Last-Msg-Id"] = str(previous)
+            previous = n.id
             await self.nc.publish(subject, data, reply=f"{reply_prefix}.{n.id}", headers=headers)
         await self._acks.wait(timeout=10)
         self.position = notes[-1].id

@@ -20,7 +20,7 @@ from commands.models import (
 )
 from commands.unit_of_work import UnitOfWork
 from domain.chip import Chip, chip_key
-from domain.errors import NotFound
+from domain.errors import InvalidInput, NotFound
 from domain.events import CommandContext, DomainEvent
 from domain.execution import Execution, execution_key
 from domain.parameters import ParameterSeries, series_key
@@ -82,6 +82,16 @@ def _resolve_inputs(uow: UnitOfWork, ctx: CommandContext, chip: Chip, task: Task
                 raise NotFound(
                     f"input '{name}' names unknown parameter version '{param.entity_id}'",
                     code="unknown_input_version",
+                )
+            if parts[0] != name:
+                raise InvalidInput(
+                    f"input '{name}' names a version of '{parts[0]}'", code="input_name_mismatch"
+                )
+            if series.valid_from[series.entity_ids.index(param.entity_id)] > task.start_at:
+                raise InvalidInput(
+                    f"input '{name}': version '{param.entity_id}' became valid after the task"
+                    " started",
+                    code="input_from_the_future",
                 )
             used.append(param.entity_id)
             continue

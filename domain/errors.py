@@ -1,4 +1,5 @@
-"""Typed business-rule errors. Adapters map `status` to an HTTP code or a rejected reply."""
+"""Typed business-rule errors. Each becomes a rejected reply with its stable `code`; the
+HTTP adapter maps codes to status codes (adapters/http/deps.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ class DomainError(Exception):
     """A command broke a rule. `code` is stable and machine-readable; `message` is for humans."""
 
     code = "domain_error"
-    status = 400
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -18,14 +18,11 @@ class DomainError(Exception):
 
 class InvalidInput(DomainError):
     code = "invalid_input"
-    status = 422
 
 
 class NotFound(DomainError):
     code = "not_found"
-    status = 404
 
 
 class Conflict(DomainError):
     code = "conflict"
-    status = 409

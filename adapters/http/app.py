@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.http import chips, executions, provenance
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -50,6 +53,14 @@ def create_app(
         detail = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in errors[:50]]
         return JSONResponse(
             {"code": "invalid_request", "message": summary, "detail": detail}, status_code=422
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error: %s", exc)
+        return JSONResponse(
+            {"code": "internal_error", "message": "unexpected server error; see the server log"},
+            status_code=500,
         )
 
     @app.get("/api/health", tags=["system"])

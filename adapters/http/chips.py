@@ -3,15 +3,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from adapters.http.deps import (
+    ApiError,
     IdempotencyKey,
     ProjectId,
     ReadAfter,
     ReadModels,
+    accepted_body,
     not_found,
     send_command,
+    wait_for_position,
 )
 from commands.models import RegisterChip
 from projections import chips as q
@@ -72,9 +77,19 @@ async def create_chip(
     db: ReadModels,
     idempotency_key: IdempotencyKey = None,
 ):
-    reply = await send_command(request, body, project, idempotency_key, wait=True)
+    reply = await send_command(request, body, project, idempotency_key)
     response.headers["X-Position"] = str(reply.position)
-    return q.get_chip(db, project, body.chip_id)
+    try:
+        await wait_for_position(reply.position, request)
+    except ApiError:
+        # Recorded, but not yet readable: say so instead of failing a write that happened.
+        location = f"/api/chips/{body.chip_id}?min_position={reply.position}"
+        return JSONResponse(
+            accepted_body(reply, chip_id=body.chip_id),
+            status_code=202,
+            headers={"X-Position": str(reply.position), "Location": location},
+        )
+    return await run_in_threadpool(q.get_chip, db, project, body.chip_id)
 
 
 def _chip_or_404(db, project: str, chip_id: str):

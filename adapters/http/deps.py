@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Header, HTTPException, Query, Request
+from pydantic import BaseModel
 
 from adapters.commandbus import DEFAULT_PROJECT, PROJECT_RE
 from adapters.readstore import ReadStore
@@ -21,6 +22,8 @@ STATUS_BY_CODE = {
     "invalid_time_range": 422,
     "unknown_qid": 422,
     "unknown_input_version": 422,
+    "input_name_mismatch": 422,
+    "input_from_the_future": 422,
     "not_found": 404,
     "chip_not_found": 404,
     "execution_not_found": 404,
@@ -31,6 +34,10 @@ STATUS_BY_CODE = {
     "stale_measurement": 409,
     "idempotency_key_reused": 409,
     "concurrency_conflict": 409,
+    "command_too_large": 413,
+    "invalid_project": 400,
+    "invalid_idempotency_key": 400,
+    "unknown_command": 400,
     "store_unavailable": 503,
     "bus_unavailable": 503,
     "command_timeout": 504,
@@ -122,6 +129,20 @@ async def send_command(
 
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def generated_id(project: str, idempotency_key: str | None) -> str:
+    """An id for a client that sent none. Derived from the Idempotency-Key when there is
+    one, so a retried request is the same command (and gets the first reply)."""
+    if idempotency_key is None:
+        return uuid.uuid4().hex
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"qledger:{project}:{idempotency_key}").hex
+
+
+class AcceptedResponse(BaseModel):
+    status: str
+    event_ids: list[str]
+    position: int
 
 
 def accepted_body(reply: Accepted, **extra: Any) -> dict[str, Any]:

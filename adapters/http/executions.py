@@ -1,7 +1,6 @@
 """Executions and task results. The reference serves reads only (its writes come from a
 workflow engine); qledger adds the write endpoints as gateways to the same bus commands."""
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -9,11 +8,13 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from adapters.http.deps import (
+    AcceptedResponse,
     IdempotencyKey,
     ProjectId,
     ReadAfter,
     ReadModels,
     accepted_body,
+    generated_id,
     not_found,
     send_command,
 )
@@ -43,17 +44,16 @@ class FinishRequest(BaseModel):
     message: str = ""
 
 
-class Accepted(BaseModel):
-    status: str
-    event_ids: list[str]
-    position: int
-
-
-class ExecutionAccepted(Accepted):
+class ExecutionAccepted(AcceptedResponse):
     execution_id: str
 
 
-class TaskAccepted(Accepted):
+class FinishAccepted(AcceptedResponse):
+    execution_id: str
+    message: str
+
+
+class TaskAccepted(AcceptedResponse):
     task_id: str
 
 
@@ -92,7 +92,7 @@ async def start_execution(
     idempotency_key: IdempotencyKey = None,
 ):
     fields = body.model_dump()
-    fields["execution_id"] = body.execution_id or uuid.uuid4().hex
+    fields["execution_id"] = body.execution_id or generated_id(project, idempotency_key)
     reply = await send_command(request, StartExecution(**fields), project, idempotency_key)
     return accepted_body(reply, execution_id=fields["execution_id"])
 
@@ -106,7 +106,7 @@ async def record_task_result(
     idempotency_key: IdempotencyKey = None,
 ):
     fields = body.model_dump()
-    fields["task_id"] = body.task_id or uuid.uuid4().hex
+    fields["task_id"] = body.task_id or generated_id(project, idempotency_key)
     command = RecordTaskResult(execution_id=execution_id, task=TaskResultIn(**fields))
     reply = await send_command(request, command, project, idempotency_key)
     return accepted_body(reply, task_id=fields["task_id"])
@@ -127,12 +127,15 @@ def _finish_route(
         idempotency_key: IdempotencyKey = None,
     ):
         command = command_cls(execution_id=execution_id, message=body.message if body else "")
-        return accepted_body(await send_command(request, command, project, idempotency_key))
+        reply = await send_command(request, command, project, idempotency_key)
+        # The reference's cancel answers {execution_id, status, message}; the position
+        # and event ids are what qledger adds.
+        return accepted_body(reply, execution_id=execution_id, message=command.message)
 
     finish.__name__ = f"{command_cls.STATUS}_execution"
-    router.post(path, response_model=Accepted, summary=f"Mark an execution {command_cls.STATUS}")(
-        finish
-    )
+    router.post(
+        path, response_model=FinishAccepted, summary=f"Mark an execution {command_cls.STATUS}"
+    )(finish)
 
 
 _finish_route("/api/executions/{execution_id}/complete", CompleteExecution)

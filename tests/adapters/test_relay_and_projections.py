@@ -83,6 +83,23 @@ async def test_relay_publishes_in_order_and_resumes_without_gaps_or_duplicates(
     assert msg.subject == "qledger.evt.default.chip.ChipRegistered"
 
 
+async def test_the_stream_refuses_an_event_whose_predecessor_is_missing(nc, js, sqlite_store):
+    register(sqlite_store, "a", "b", "c")
+    await run_for(Relay(sqlite_store, nc).run(), 0.5)
+    register(sqlite_store, "d", "e")
+    # A relay that believes event 4 was stored (say, its connection dropped mid-batch
+    # after the write but before the server got it) must not publish 5 past the hole.
+    lost = Relay(sqlite_store, nc)
+    await lost.start()
+    lost.position = 4
+    with pytest.raises(RuntimeError, match="refused"):
+        await lost._publish(sqlite_store.notifications_after(4, 10))
+    assert await stream_positions(js) == [1, 2, 3]
+    # Restarted, it resumes from what the stream really holds.
+    await run_for(Relay(sqlite_store, nc).run(), 0.5)
+    assert await stream_positions(js) == [1, 2, 3, 4, 5]
+
+
 async def test_projection_runner_catches_up_follows_the_stream_and_serves_min_position(
     nc, js, sqlite_store, tmp_path: Path
 ):

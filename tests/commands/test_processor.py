@@ -67,6 +67,12 @@ def test_inputs_link_to_the_version_valid_when_the_task_started(sqlite_store):
     assert sqlite_store.aggregate_events(series_key("default", "c1", "0", "t1"))[1].used == (
         "qubit_frequency:0:e1:t2",
     )
+    # An exact version must be of the named parameter, and valid when the task started.
+    wrong_name = {"amplitude": InputParameter(entity_id="qubit_frequency:0:e1:t2")}
+    (reply,) = send(sqlite_store, result("t5", 30, inputs=wrong_name))
+    assert reply.code == "input_name_mismatch"
+    (reply,) = send(sqlite_store, result("t6", 3, inputs=exact))  # t2's version: minute 10
+    assert reply.code == "input_from_the_future"
 
 
 def test_rejections_have_codes_and_append_nothing(sqlite_store):

@@ -112,6 +112,18 @@ def test_idempotency_key_over_http_returns_the_first_reply(api: httpx.Client):
     assert first.json() == again.json()
     other = api.post("/api/executions/e1/tasks", json=task("tk2", 6), headers=headers)
     assert (other.status_code, other.json()["code"]) == (409, "idempotency_key_reused")
+    # Without a task_id the server makes one; a retry must still be the same command.
+    body = {k: v for k, v in task("unused", 7).items() if k != "task_id"}
+    made = api.post("/api/executions/e1/tasks", json=body, headers={"Idempotency-Key": "k-gen"})
+    retried = api.post("/api/executions/e1/tasks", json=body, headers={"Idempotency-Key": "k-gen"})
+    assert made.status_code == retried.status_code == 200
+    assert made.json() == retried.json()
+
+
+def test_an_oversized_command_is_refused_with_413(api: httpx.Client):
+    body = task("big", 8, run_parameters={"blob": "x" * 300_000})
+    r = api.post("/api/executions/e1/tasks", json=body)
+    assert (r.status_code, r.json()["code"]) == (413, "command_too_large")
 
 
 def test_versions_lineage_and_read_your_writes(api: httpx.Client):
