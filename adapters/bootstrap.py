@@ -243,7 +243,7 @@ async def _open_read_store(settings: Settings) -> ReadStore:
     while True:
         try:
             return ReadStore(settings.duckdb_path, all_projectors())
-        except duckdb.IOException:
+        except (duckdb.IOException, BlockingIOError):
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)

@@ -23,23 +23,22 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
-    from adapters.bootstrap import data_dir_lock
     from adapters.eventstore import EventStore, envelope, store_location
-    from adapters.readstore import ReadStore
+    from adapters.readstore import ReadStore, lock_read_models
     from projections.registry import all_projectors
 
     target = settings.duckdb_path
-    # Refuse while a query role (which holds the DuckDB file) is serving this data dir.
-    with (
-        data_dir_lock(settings.data_dir),
-        data_dir_lock(settings.data_dir, "qledger-query"),
-        data_dir_lock(settings.data_dir, "qledger-query-relay"),
-    ):
+    try:
+        # Refuse while a projector (any role mix) holds this read-model file.
+        held = lock_read_models(target)
+    except BlockingIOError:
+        raise SystemExit(f"{target} is in use by a running qledger; stop it first") from None
+    with held:
         store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
         fresh = target.with_name(target.name + ".rebuild")
         for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
             stale.unlink(missing_ok=True)
-        read = ReadStore(fresh, all_projectors())
+        read = ReadStore(fresh, all_projectors(), locked=False)
         position, count = 0, 0
         while True:
             notes = store.notifications_after(position, 5000, stop=args.to_position)

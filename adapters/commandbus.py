@@ -116,7 +116,9 @@ def parse_command(subject: str, body: bytes, headers: Mapping[str, str]) -> Subm
         return Rejected(
             code="invalid_idempotency_key", message="Idempotency-Key must be 1-200 characters"
         )
-    command_id = uuid.uuid4()
+    # A command sent with an Idempotency-Key gets a command id derived from it, so every
+    # event it caused (causation_id) traces back to the client's key, across retries.
+    command_id = uuid.uuid5(uuid.NAMESPACE_URL, f"qledger:{project}:{key}") if key else uuid.uuid4()
     ctx = CommandContext(
         project_id=project,
         actor=headers.get("X-Actor") or DEFAULT_ACTOR,

@@ -6,6 +6,7 @@ process use their own cursors, so queries see committed batches only.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -42,10 +43,24 @@ class _Tx:
         self.cursor.execute(sql, list(params))
 
 
+def lock_read_models(path: Path):
+    """Hold the read-model file's writer lock (the file stays locked while the handle is
+    open). A running projector and `projections rebuild` both take it, so a rebuild can't
+    swap the file under a live writer, whichever roles the writer runs with."""
+    handle = open(path.with_name(path.name + ".lock"), "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise
+    return handle
+
+
 class ReadStore:
-    def __init__(self, path: Path, projectors: list[Projector]) -> None:
+    def __init__(self, path: Path, projectors: list[Projector], *, locked: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._lock = lock_read_models(path) if locked else None
         self.projectors = projectors
         self.conn = duckdb.connect(str(path))
         self.conn.execute("SET TimeZone = 'UTC'")
@@ -107,3 +122,5 @@ class ReadStore:
 
     def close(self) -> None:
         self.conn.close()
+        if self._lock is not None:
+            self._lock.close()
