@@ -214,3 +214,11 @@ def test_api_docs_are_served_and_list_the_reference_paths(api: httpx.Client):
         "/api/provenance/history",
     ):
         assert path in paths, path
+
+
+def test_rebuild_refuses_while_the_server_holds_the_read_models(served: Serve):
+    env = {**os.environ, "QLEDGER_DATA_DIR": str(served.data_dir)}
+    out = subprocess.run(
+        [QLEDGER, "projections", "rebuild"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0 and "in use by a running qledger" in out.stderr
