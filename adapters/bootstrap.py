@@ -117,8 +117,15 @@ def _query_app(
 ) -> Any:
     async def health() -> dict[str, Any]:
         # The relay's own position when it runs here; else what the stream holds.
-        relay_position = relay.position if relay else await stream_checkpoint(js)
+        try:
+            relay_position = relay.position if relay else await stream_checkpoint(js)
+        except Exception as err:  # noqa: BLE001 - health must answer while NATS is down
+            relay_position = None
+            problems_extra = [f"stream unreadable: {err}"]
+        else:
+            problems_extra = []
         problems = [p for p in (runner.stalled, relay.stalled if relay else None) if p]
+        problems += problems_extra
         return {
             "status": "stalled" if problems else "ok",
             "problems": problems,

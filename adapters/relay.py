@@ -35,9 +35,16 @@ async def ensure_stream(js: JetStreamContext) -> None:
         duplicate_window=120.0,
     )
     try:
-        await js.stream_info(STREAM)
+        existing = (await js.stream_info(STREAM)).config
     except NotFoundError:
         await js.add_stream(config)
+        return
+    # A stream made by someone else must still be able to hold the record.
+    if existing.subjects != [EVENT_SUBJECTS] or existing.storage != api.StorageType.FILE:
+        raise RuntimeError(
+            f"stream {STREAM} exists with subjects {existing.subjects} and storage"
+            f" {existing.storage}; qledger needs [{EVENT_SUBJECTS}] on file storage"
+        )
 
 
 async def stream_checkpoint(js: JetStreamContext) -> int:
@@ -46,7 +53,14 @@ async def stream_checkpoint(js: JetStreamContext) -> int:
     if not info.state.last_seq:
         return 0
     msg = await js.get_msg(STREAM, seq=info.state.last_seq)
-    return int((msg.headers or {}).get("Nats-Msg-Id", 0))
+    msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+    if not msg_id.isdigit():
+        # Guessing would republish the whole store; stop and say why instead.
+        raise RuntimeError(
+            f"the last message on {STREAM} (seq {info.state.last_seq}, subject {msg.subject})"
+            " was not published by the qledger relay: only the relay may publish there"
+        )
+    return int(msg_id)
 
 
 class Relay:

@@ -162,5 +162,7 @@ def _decide(sub: Submission, uow: UnitOfWork, *, check_keys: bool) -> _Outcome:
     except Exception as err:
         log.exception("handler crashed on %s", type(sub.command).__name__)
         raise _Poisoned(
-            Rejected(code="internal_error", message=f"the command could not be decided: {err}")
+            Rejected(
+                code="internal_error", message="the command could not be decided (server error)"
+            )
         ) from err

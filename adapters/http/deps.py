@@ -116,7 +116,8 @@ async def send_command(
     wait: bool = False,
 ) -> Accepted:
     """Send a command over the bus; a rejection becomes an ApiError with its code."""
-    headers = {"X-Project-Id": project, "X-Correlation-Id": str(uuid.uuid4())}
+    correlation = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
+    headers = {"X-Project-Id": project, "X-Correlation-Id": correlation[:200]}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     gateway: Gateway = request.app.state.gateway

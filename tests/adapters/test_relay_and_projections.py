@@ -142,3 +142,15 @@ async def test_a_lost_read_model_file_is_rebuilt_from_the_store_on_start(
     relay_task.cancel()
     await asyncio.gather(relay_task, return_exceptions=True)
     fresh.close()
+
+
+async def test_a_foreign_message_on_the_stream_stops_the_relay_instead_of_a_replay(
+    nc, js, sqlite_store
+):
+    register(sqlite_store, "a")
+    await run_for(Relay(sqlite_store, nc).run(), 0.5)
+    await js.publish("qledger.evt.default.chip.Forged", b"{}")
+    with pytest.raises(RuntimeError, match="not published by the qledger relay"):
+        await Relay(sqlite_store, nc).start()
+    info = await js.stream_info("QLEDGER_EVENTS")
+    assert info.state.messages == 2  # nothing republished
