@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import unquote, urlparse
 
 import orjson
@@ -23,7 +23,6 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
-    Notification,
     PersistenceError,
     StoredEvent,
 )
@@ -109,7 +108,13 @@ def project_of(state: bytes) -> str:
     return orjson.loads(state)["project_id"]
 
 
-def envelope(notification: Notification) -> dict[str, Any]:
+class StoredRow(NamedTuple):
+    id: int  # the store position
+    topic: str  # the event type
+    state: bytes  # the envelope minus `position`, as JSON
+
+
+def envelope(notification: StoredRow) -> dict[str, Any]:
     """The published form of one stored event: its envelope with the store position."""
     env = orjson.loads(notification.state)
     env["position"] = notification.id
@@ -249,12 +254,38 @@ class EventStore:
     # -- read side ----------------------------------------------------------------
     def notifications_after(
         self, position: int, limit: int, stop: int | None = None
-    ) -> list[Notification]:
-        return list(
-            self.app.recorder.select_notifications(
-                start=position, limit=limit, stop=stop, inclusive_of_start=False
+    ) -> list[StoredRow]:
+        """The notification log after `position`, in order: (id, topic, state) only.
+
+        The same rows the library's select_notifications reads, without building a UUID
+        and a Notification per row, which the relay and the projections never use."""
+        recorder: Any = self.app.recorder
+        last = stop if stop is not None else 2**62
+        with recorder.datastore.transaction(commit=False) as cursor:
+            if self.location.is_postgres:
+                from psycopg.sql import SQL, Identifier
+
+                cursor.execute(
+                    SQL(
+                        "SELECT notification_id, topic, state FROM {}.{}"
+                        " WHERE notification_id > %s AND notification_id <= %s"
+                        " ORDER BY notification_id LIMIT %s"
+                    ).format(
+                        Identifier(recorder.datastore.schema),
+                        Identifier(recorder.events_table_name),
+                    ),
+                    (position, last, limit),
+                )
+                return [
+                    StoredRow(r["notification_id"], r["topic"], bytes(r["state"]))
+                    for r in cursor.fetchall()
+                ]
+            cursor.execute(
+                f"SELECT rowid, topic, state FROM {recorder.events_table_name}"
+                " WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?",
+                (position, last, limit),
             )
-        )
+            return [StoredRow(r[0], r[1], r[2]) for r in cursor.fetchall()]
 
     def max_position(self) -> int:
         return self.app.recorder.max_notification_id() or 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from adapters.eventstore import EventStore, store_location
+from adapters.eventstore import EventStore, envelope, store_location
 from commands.models import (
     CancelExecution,
     CompleteExecution,
@@ -100,7 +100,7 @@ def test_replay_of_stored_events_equals_live_state(cmds, batch_sizes, keys):
         for aggregate_id, aggregate in live._cache.items():
             replayed = cold.load(type(aggregate), aggregate_id)
             assert replayed is not None and state(replayed) == state(aggregate)
-        stored_ids = {n.originator_id for n in live.notifications_after(0, 100_000)}
+        stored_ids = {envelope(n)["aggregate_id"] for n in live.notifications_after(0, 100_000)}
         event(f"aggregates stored: {min(len(stored_ids), 5)}+")
         cold.close()
         live.close()
