@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import sys
+from datetime import datetime
+from pathlib import Path
 
 from config.settings import Settings
 
@@ -22,35 +24,63 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     run_serve(settings, roles)
 
 
-def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
-    from adapters.eventstore import EventStore, envelope, store_location
-    from adapters.readstore import ReadStore, lock_read_models
+def _replay_into(path, store, *, to_position, as_of) -> tuple[int, int]:
+    """Feed the store's events, in order, into a fresh read-model file at `path`."""
+    from adapters.eventstore import envelope
+    from adapters.readstore import ReadStore
     from projections.registry import all_projectors
 
-    target = settings.duckdb_path
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    read = ReadStore(path, all_projectors(), locked=False)
+    position, count = 0, 0
     try:
-        # Refuse while a projector (any role mix) holds this read-model file.
-        held = lock_read_models(target)
-    except BlockingIOError:
-        raise SystemExit(f"{target} is in use by a running qledger; stop it first") from None
-    with held:
-        store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
-        fresh = target.with_name(target.name + ".rebuild")
-        for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
-            stale.unlink(missing_ok=True)
-        read = ReadStore(fresh, all_projectors(), locked=False)
-        position, count = 0, 0
         while True:
-            notes = store.notifications_after(position, 5000, stop=args.to_position)
-            if not notes:
-                break
-            read.apply([envelope(n) for n in notes])
-            position, count = notes[-1].id, count + len(notes)
+            notes = store.notifications_after(position, 5000, stop=to_position)
+            envs = [envelope(n) for n in notes]
+            if as_of is not None:
+                envs = [e for e in envs if datetime.fromisoformat(e["recorded_at"]) <= as_of]
+            if envs:
+                read.apply(envs)
+                position, count = envs[-1]["position"], count + len(envs)
+            if len(envs) < len(notes) or not notes:
+                return position, count
+            position = notes[-1].id
+    finally:
         read.close()
+
+
+def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
+    from adapters.eventstore import EventStore, store_location
+    from adapters.readstore import lock_read_models
+
+    store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    if as_of is not None and as_of.tzinfo is None:
+        raise SystemExit("--as-of needs a time zone, e.g. 2026-11-23T10:00:00+00:00")
+    try:
+        if args.output:
+            # A copy as of a moment, for reproducing what a dashboard showed then; the
+            # serving read models are left alone (and serve never catches this file up).
+            position, count = _replay_into(
+                Path(args.output), store, to_position=args.to_position, as_of=as_of
+            )
+            print(f"built {args.output} from {count} events (up to position {position})")
+            return
+        target = settings.duckdb_path
+        try:
+            # Refuse while a projector (any role mix) holds this read-model file.
+            held = lock_read_models(target)
+        except BlockingIOError:
+            raise SystemExit(f"{target} is in use by a running qledger; stop it first") from None
+        with held:
+            fresh = target.with_name(target.name + ".rebuild")
+            position, count = _replay_into(fresh, store, to_position=args.to_position, as_of=as_of)
+            target.with_name(target.name + ".wal").unlink(missing_ok=True)
+            os.replace(fresh, target)
+        print(f"rebuilt {target} from {count} events (up to position {position})")
+    finally:
         store.close()
-        target.with_name(target.name + ".wal").unlink(missing_ok=True)
-        os.replace(fresh, target)
-    print(f"rebuilt {target} from {count} events (up to position {position})")
 
 
 def _cmd_schema(args: argparse.Namespace, settings: Settings) -> None:
@@ -122,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuild", help="replay the event store into a fresh DuckDB file and swap it in"
     )
     rebuild.add_argument("--to-position", type=int, default=None, help="stop at this position")
+    rebuild.add_argument(
+        "--as-of", default=None, help="only events the store had accepted by this ISO time"
+    )
+    rebuild.add_argument(
+        "--output",
+        default=None,
+        help="write a separate DuckDB file instead of replacing the serving one",
+    )
     rebuild.set_defaults(func=_cmd_rebuild)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of every command and event")

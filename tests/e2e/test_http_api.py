@@ -222,3 +222,29 @@ def test_rebuild_refuses_while_the_server_holds_the_read_models(served: Serve):
         [QLEDGER, "projections", "rebuild"], env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode != 0 and "in use by a running qledger" in out.stderr
+
+
+def test_a_copy_of_the_read_models_as_of_a_position_or_moment(
+    api: httpx.Client, served: Serve, tmp_path
+):
+    import duckdb
+
+    env = {**os.environ, "QLEDGER_DATA_DIR": str(served.data_dir)}
+    first = api.post("/api/executions/e1/tasks", json=task("asof1", 50)).json()["position"]
+    api.post("/api/executions/e1/tasks", json=task("asof2", 51))
+    copy = tmp_path / "asof.duckdb"
+    out = subprocess.run(
+        [QLEDGER, "projections", "rebuild", "--output", str(copy), "--to-position", str(first)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    with duckdb.connect(str(copy), read_only=True) as db:
+        tasks = {r[0] for r in db.execute("SELECT task_id FROM task_result").fetchall()}
+        assert "asof1" in tasks and "asof2" not in tasks
+        (pos,) = db.execute("SELECT min(position) FROM projector_position").fetchone()
+        assert pos == first
+    before_anything = subprocess.run(
+        [QLEDGER, "projections", "rebuild", "--output", str(copy), "--as-of", "2000-01-01T00:00:00+00:00"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert before_anything.returncode == 0 and "from 0 events" in before_anything.stdout
