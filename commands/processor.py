@@ -133,6 +133,10 @@ def _decide(sub: Submission, uow: UnitOfWork, *, check_keys: bool) -> _Outcome:
         if check_keys and (replayed := _replay(sub, uow)) is not None:
             return replayed
         events = HANDLERS[type(sub.command)](sub.command, sub.ctx, uow)
+        if not events:
+            # The reply's position is its last event's; a command that changed nothing
+            # would borrow another command's. No handler does this: refuse if one ever does.
+            raise RuntimeError(f"{type(sub.command).__name__} was accepted without events")
         if sub.idempotency_key is not None:
             # Staged last: its position is the command's position on replay.
             record = CommandRecord.accept(
