@@ -115,10 +115,20 @@ def projection_durable(settings: Settings) -> str:
 def _query_app(
     settings: Settings, nc, js, store: EventStore, read: ReadStore, runner, relay: Relay | None
 ) -> Any:
+    checkpoint = {"at": 0.0, "position": 0}
+
+    async def stream_position() -> int:
+        # Two JetStream API calls: at most once a second, however often health is polled
+        # (uncached, a 20 Hz poller doubled the projection lag).
+        if time.monotonic() - checkpoint["at"] > 1.0:
+            checkpoint["position"] = await stream_checkpoint(js)
+            checkpoint["at"] = time.monotonic()
+        return int(checkpoint["position"])
+
     async def health() -> dict[str, Any]:
         # The relay's own position when it runs here; else what the stream holds.
         try:
-            relay_position = relay.position if relay else await stream_checkpoint(js)
+            relay_position = relay.position if relay else await stream_position()
         except Exception as err:  # noqa: BLE001 - health must answer while NATS is down
             relay_position = None
             problems_extra = [f"stream unreadable: {err}"]
@@ -156,7 +166,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
+    store = await _open_store(settings)
     nc = await nats.connect(
         nats_url, name=f"qledger-{'+'.join(sorted(roles))}", max_reconnect_attempts=-1
     )
@@ -244,6 +254,21 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         log.info("stopped %s", sorted(roles))
 
 
+async def _open_store(settings: Settings) -> EventStore:
+    """Open the event store, retrying briefly: processes starting together on PostgreSQL
+    race on its CREATE … IF NOT EXISTS statements ("tuple concurrently updated")."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return await asyncio.to_thread(
+                EventStore, store_location(settings.eventstore_url, settings.data_dir)
+            )
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def _open_read_store(settings: Settings) -> ReadStore:
     """Open DuckDB, waiting briefly for a killed predecessor's lock to go away."""
     deadline = time.monotonic() + 15
@@ -264,11 +289,11 @@ def _wait_or_kill(proc: subprocess.Popen, timeout: float = 20) -> None:
         proc.wait()
 
 
-def _spawn_read_side(settings: Settings, nats_url: str) -> subprocess.Popen:
-    """Relay, projections and HTTP in their own process: its own GIL, so they never slow
-    down the command writer. Tied to this process like nats-server (PR_SET_PDEATHSIG)."""
+def _spawn_role(settings: Settings, nats_url: str, role: str) -> subprocess.Popen:
+    """One role in its own process, with its own GIL, so it never slows the command writer
+    or the other roles. Tied to this process like nats-server (PR_SET_PDEATHSIG)."""
     env = {**os.environ, "QLEDGER_NATS_URL": nats_url, "QLEDGER_HTTP_PORT": str(settings.http_port)}
-    cmd = [sys.executable, "-m", "adapters.cli", "serve", "--role", "relay,query"]
+    cmd = [sys.executable, "-m", "adapters.cli", "serve", "--role", role]
     return subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent)
 
 
@@ -288,17 +313,23 @@ def run_serve(settings: Settings, roles: set[str]) -> None:
                 raise SystemExit(f"qledger: {err}") from None
             return
         # Everything on one machine: embedded NATS (unless given), the command side here,
-        # relay and query side in a child process (each process has its own GIL).
+        # the query side (projections + HTTP) and the relay in child processes.
         embedded = None
         if not settings.nats_url:
             embedded = EmbeddedNats(settings.nats_store_dir, port=settings.nats_port).start()
         nats_url = settings.nats_url or embedded.url  # type: ignore[union-attr]
         (settings.data_dir / "nats.url").write_text(nats_url)
         try:
-            read_side = _spawn_read_side(settings, nats_url)
-            # Watched like the read side: if either dies, qledger stops (and says so) rather
-            # than run on half a system. Stopped in this order: read side, then NATS.
-            children = [read_side, *([embedded.proc] if embedded and embedded.proc else [])]
+            # Create the store's tables once, before the children open it too; this also
+            # fails fast, with a clear message, when the store is unreachable.
+            EventStore(store_location(settings.eventstore_url, settings.data_dir)).close()
+            # Watched: if any child dies, qledger stops (and says so) rather than run on
+            # half a system. Stopped in this order: query side, relay, then NATS.
+            children = [
+                _spawn_role(settings, nats_url, "query"),
+                _spawn_role(settings, nats_url, "relay"),
+                *([embedded.proc] if embedded and embedded.proc else []),
+            ]
             asyncio.run(run_roles(settings, {"command"}, nats_url, children=children))
         except StoreUnavailable as err:
             raise SystemExit(f"qledger: {err}") from None

@@ -115,3 +115,19 @@ def test_concurrent_writers_allocate_versions_without_gaps_or_repeats(store_url,
     assert len(series) == len(accepted) > 0
     for s in (setup, *writers):
         s.close()
+
+
+@pytest.mark.postgres
+async def test_processes_opening_a_fresh_postgres_store_together_all_get_it(pg_schema, tmp_path):
+    """Several qledger processes start at once and each creates the store's tables; the
+    PostgreSQL catalog answers some of them "tuple concurrently updated"."""
+    import asyncio
+
+    from adapters.bootstrap import _open_store
+    from config.settings import Settings
+
+    settings = Settings(eventstore_url=pg_schema, data_dir=tmp_path)
+    stores = await asyncio.gather(*(_open_store(settings) for _ in range(6)))
+    assert all(s.max_position() == 0 for s in stores)
+    for s in stores:
+        s.close()

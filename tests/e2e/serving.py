@@ -61,7 +61,7 @@ class Serve:
         raise AssertionError("qledger serve did not become healthy in 60 s")
 
     def children(self) -> list[int]:
-        """nats-server and the read-side process."""
+        """nats-server, the query side and the relay."""
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(p) for p in path.read_text().split()]
 
