@@ -26,6 +26,7 @@ from eventsourcing.persistence import (
     PersistenceError,
     StoredEvent,
 )
+from psycopg.sql import SQL, Composed, Identifier
 from pydantic import TypeAdapter
 
 from commands.ports import ConcurrencyConflict, StoreUnavailable
@@ -191,15 +192,11 @@ class EventStore:
                 self._cache.move_to_end(aggregate_id)
                 return cached  # type: ignore[return-value]
 
-        def fold(aggregate: A | None, events: Iterable[Any]) -> A | None:
-            for event in events:
-                if aggregate is None:
-                    aggregate = cls(event.originator_id)
-                aggregate.apply(event)
-            return aggregate
-
         try:
-            return self.app.repository.get(aggregate_id, projector_func=fold)
+            # No snapshots, so the library always folds from nothing: the domain's replay.
+            return self.app.repository.get(
+                aggregate_id, projector_func=lambda _none, events: cls.replay(events)
+            )
         except AggregateNotFoundError:
             return None
         except PersistenceError as err:
@@ -229,18 +226,22 @@ class EventStore:
             for aggregate_id in aggregate_ids:
                 self._cache.pop(aggregate_id, None)
 
+    def _pg_sql(self, template: str) -> Composed:
+        """A PostgreSQL statement on the events table ({table} in the template)."""
+        recorder: Any = self.app.recorder
+        table = Identifier(recorder.datastore.schema, recorder.events_table_name)
+        return SQL(template).format(table=table)
+
     def position_of(self, aggregate_id: uuid.UUID, version: int) -> int:
         recorder: Any = self.app.recorder
         table = recorder.events_table_name
         with recorder.datastore.transaction(commit=False) as cursor:
             if self.location.is_postgres:
-                from psycopg.sql import SQL, Identifier
-
                 cursor.execute(
-                    SQL(
-                        "SELECT notification_id FROM {}.{} "
-                        "WHERE originator_id = %s AND originator_version = %s"
-                    ).format(Identifier(recorder.datastore.schema), Identifier(table)),
+                    self._pg_sql(
+                        "SELECT notification_id FROM {table}"
+                        " WHERE originator_id = %s AND originator_version = %s"
+                    ),
                     (aggregate_id, version),
                 )
                 row = cursor.fetchone()
@@ -263,16 +264,11 @@ class EventStore:
         last = stop if stop is not None else 2**62
         with recorder.datastore.transaction(commit=False) as cursor:
             if self.location.is_postgres:
-                from psycopg.sql import SQL, Identifier
-
                 cursor.execute(
-                    SQL(
-                        "SELECT notification_id, topic, state FROM {}.{}"
+                    self._pg_sql(
+                        "SELECT notification_id, topic, state FROM {table}"
                         " WHERE notification_id > %s AND notification_id <= %s"
                         " ORDER BY notification_id LIMIT %s"
-                    ).format(
-                        Identifier(recorder.datastore.schema),
-                        Identifier(recorder.events_table_name),
                     ),
                     (position, last, limit),
                 )

@@ -69,10 +69,6 @@ class Aggregate:
         events, self._pending = self._pending, []
         return events
 
-    @property
-    def has_pending(self) -> bool:
-        return bool(self._pending)
-
     @classmethod
     def replay(cls: type[A], events: Iterable[DomainEvent]) -> A | None:
         aggregate: A | None = None

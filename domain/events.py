@@ -57,10 +57,6 @@ class DomainEvent:
     causation_id: str
     occurred_at: datetime
 
-    @property
-    def timestamp(self) -> datetime:
-        return self.occurred_at
-
     def payload(self) -> dict[str, Any]:
         return {n: getattr(self, n) for n in payload_fields(type(self))}
 
