@@ -12,10 +12,13 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +32,22 @@ from nats.errors import TimeoutError as NatsTimeout
 from adapters.commandbus import CMD_PREFIX, COMMITTED_SUBJECT, CommandWriter, command_broker
 from adapters.eventstore import EventStore, store_location
 from adapters.http.app import create_app
+from adapters.http.security import Auth
 from adapters.natsserver import EmbeddedNats, die_with_parent
 from adapters.projection_runner import ProjectionRunner
 from adapters.readstore import ReadStore
 from adapters.relay import Relay, stream_checkpoint
+from adapters.security.passwords import Passwords
+from adapters.security.secret_file import jwt_secret
+from adapters.security.tokens import TokenService
+from commands.identity import BootstrapSystem
 from commands.models import Accepted, Command, Rejected, Reply
 from commands.ports import StoreUnavailable
+from commands.processor import Submission, process_batch
 from config.settings import Settings
+from domain.access import DEFAULT_PROJECT, SYSTEM
+from domain.events import CommandContext
+from domain.projects import Project, project_key
 from projections.registry import all_projectors
 
 log = logging.getLogger("qledger")
@@ -105,6 +117,51 @@ class _Server(uvicorn.Server):
         yield
 
 
+def token_service(settings: Settings) -> TokenService:
+    configured = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    return TokenService(
+        jwt_secret(configured, settings.data_dir),
+        access_ttl=timedelta(minutes=settings.access_token_minutes),
+        refresh_ttl=timedelta(days=settings.refresh_token_days),
+    )
+
+
+def ensure_first_admin(settings: Settings, store: EventStore, passwords: Passwords) -> None:
+    """On first start: the first admin, who owns the `default` project (where events
+    recorded before accounts existed live). A generated password is printed once."""
+    if store.load(Project, project_key(DEFAULT_PROJECT)) is not None:
+        return
+    generated = settings.admin_password is None
+    password = (
+        secrets.token_urlsafe(18)
+        if settings.admin_password is None
+        else settings.admin_password.get_secret_value()
+    )
+    command = BootstrapSystem(admin_username=settings.admin_username, admin_password=password)  # type: ignore[arg-type]
+    ctx = CommandContext(
+        project_id="",
+        actor="",
+        command_id=uuid.uuid4(),
+        correlation_id="bootstrap",
+        received_at=datetime.now(UTC),
+    )
+    [reply] = process_batch([Submission(command, ctx, credential=SYSTEM)], store, passwords)
+    if isinstance(reply, Rejected):
+        if reply.code == "already_bootstrapped":  # another command node was first
+            return
+        raise SystemExit(f"qledger: could not create the first admin: {reply.message}")
+    log.info("created the first admin '%s', owner of project 'default'", command.admin_username)
+    if generated:
+        # Shown once, on the terminal, never logged; only its argon2 hash is stored.
+        print(
+            f"\nqledger: first admin '{command.admin_username}' created with password:"
+            f"\n\n    {password}\n\nIt is not shown again: change it with"
+            " POST /api/auth/change-password.\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def projection_durable(settings: Settings) -> str:
     """One durable consumer per read-model file: query nodes must not share one, or each
     would see only part of the stream."""
@@ -115,6 +172,7 @@ def projection_durable(settings: Settings) -> str:
 def _query_app(
     settings: Settings, nc, js, store: EventStore, read: ReadStore, runner, relay: Relay | None
 ) -> Any:
+    auth = Auth(token_service(settings), Passwords(), read)
     checkpoint = {"at": 0.0, "position": 0}
 
     async def stream_position() -> int:
@@ -152,6 +210,7 @@ def _query_app(
         runner=runner,
         health=health,
         read_wait_seconds=settings.read_wait_seconds,
+        auth=auth,
     )
 
 
@@ -181,8 +240,13 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         async def committed() -> None:
             await nc.publish(COMMITTED_SUBJECT, b"")
 
-        writer = CommandWriter(store, batch_max=settings.command_batch_max, on_commit=committed)
-        broker = command_broker(nats_url, writer)
+        passwords = Passwords()
+        await asyncio.to_thread(ensure_first_admin, settings, store, passwords)
+        await committed()  # wakes a relay that started before the first admin was saved
+        writer = CommandWriter(
+            store, batch_max=settings.command_batch_max, on_commit=committed, passwords=passwords
+        )
+        broker = command_broker(nats_url, writer, token_service(settings))
     if "query" in roles:
         read = await _open_read_store(settings)
         runner = ProjectionRunner(
@@ -323,6 +387,7 @@ def run_serve(settings: Settings, roles: set[str]) -> None:
             # Create the store's tables once, before the children open it too; this also
             # fails fast, with a clear message, when the store is unreachable.
             EventStore(store_location(settings.eventstore_url, settings.data_dir)).close()
+            token_service(settings)  # the JWT key file, before two children race to make it
             # Watched: if any child dies, qledger stops (and says so) rather than run on
             # half a system. Stopped in this order: query side, relay, then NATS.
             children = [

@@ -86,7 +86,7 @@ def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
 def _cmd_schema(args: argparse.Namespace, settings: Settings) -> None:
     from pydantic import TypeAdapter
 
-    from commands.models import COMMANDS
+    from commands.handlers import COMMANDS
     from domain.catalog import EVENT_TYPES
 
     doc = {

@@ -13,7 +13,11 @@ from datetime import UTC, datetime
 from faststream.nats import NatsBroker, NatsMessage
 from pydantic import ValidationError
 
-from commands.models import COMMANDS, Command, Rejected, Reply
+from adapters.credentials import MissingCredential, read_credential
+from adapters.security.passwords import Passwords
+from adapters.security.tokens import InvalidToken, TokenService
+from commands.handlers import COMMANDS
+from commands.models import Command, Rejected, Reply
 from commands.ports import StoreUnavailable
 from commands.processor import Submission, process_batch
 from domain.events import CommandContext
@@ -29,17 +33,21 @@ COMMITTED_SUBJECT = "qledger.sys.committed"
 # A command's events must fit in one NATS message (1 MiB by default) with their envelope.
 MAX_COMMAND_BYTES = 256 * 1024
 PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # one NATS subject token
-DEFAULT_PROJECT = "default"
-DEFAULT_ACTOR = "system"
 
 
 class CommandWriter:
     """Collects submissions from many concurrent requests; one thread commits them in batches."""
 
     def __init__(
-        self, store: EventStore, *, batch_max: int, on_commit: Callable[[], Awaitable[None]]
+        self,
+        store: EventStore,
+        *,
+        batch_max: int,
+        on_commit: Callable[[], Awaitable[None]],
+        passwords: Passwords | None = None,
     ) -> None:
         self.store = store
+        self.passwords = passwords or Passwords()
         self.batch_max = batch_max
         self.on_commit = on_commit
         self.queue: asyncio.Queue[tuple[Submission, asyncio.Future[Reply]]] = asyncio.Queue()
@@ -58,7 +66,9 @@ class CommandWriter:
             while len(batch) < self.batch_max and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
-                replies = await asyncio.to_thread(process_batch, [s for s, _ in batch], self.store)
+                replies = await asyncio.to_thread(
+                    process_batch, [s for s, _ in batch], self.store, self.passwords
+                )
             except StoreUnavailable as err:
                 log.error("event store unavailable: %s", err)
                 message = (
@@ -87,8 +97,14 @@ class CommandWriter:
             log.warning("shutting down with %d commands still queued", self.queue.qsize())
 
 
-def parse_command(subject: str, body: bytes, headers: Mapping[str, str]) -> Submission | Rejected:
+def parse_command(
+    subject: str, body: bytes, headers: Mapping[str, str], tokens: TokenService
+) -> Submission | Rejected:
     """Subject + JSON body + headers -> a Submission, or the reason it is refused."""
+    try:
+        credential = read_credential(headers, tokens)
+    except (MissingCredential, InvalidToken) as err:
+        return Rejected(code="unauthenticated", message=str(err))
     name = subject.removeprefix(CMD_PREFIX)
     model = COMMANDS.get(name)
     if model is None:
@@ -106,8 +122,8 @@ def parse_command(subject: str, body: bytes, headers: Mapping[str, str]) -> Subm
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()[:10]
         )
         return Rejected(code="invalid_command", message=f"{model.__name__}: {problems}")
-    project = headers.get("X-Project-Id") or DEFAULT_PROJECT
-    if not PROJECT_RE.match(project):
+    project = headers.get("X-Project-Id") or None
+    if project is not None and not PROJECT_RE.match(project):
         return Rejected(
             code="invalid_project", message="X-Project-Id must match [A-Za-z0-9_-]{1,64}"
         )
@@ -120,13 +136,15 @@ def parse_command(subject: str, body: bytes, headers: Mapping[str, str]) -> Subm
     # event it caused (causation_id) traces back to the client's key, across retries.
     command_id = uuid.uuid5(uuid.NAMESPACE_URL, f"qledger:{project}:{key}") if key else uuid.uuid4()
     ctx = CommandContext(
-        project_id=project,
-        actor=headers.get("X-Actor") or DEFAULT_ACTOR,
+        project_id=project or "",  # both set by the authorisation, from the credential
+        actor="",
         command_id=command_id,
         correlation_id=headers.get("X-Correlation-Id") or str(command_id),
         received_at=datetime.now(UTC),
     )
-    return Submission(command=command, ctx=ctx, idempotency_key=key)
+    return Submission(
+        command=command, ctx=ctx, credential=credential, project=project, idempotency_key=key
+    )
 
 
 async def _whole_message(msg: NatsMessage, original=None) -> NatsMessage:
@@ -134,7 +152,7 @@ async def _whole_message(msg: NatsMessage, original=None) -> NatsMessage:
     return msg
 
 
-def command_broker(nats_url: str, writer: CommandWriter) -> NatsBroker:
+def command_broker(nats_url: str, writer: CommandWriter, tokens: TokenService) -> NatsBroker:
     # apply_types=False: the handler validates the body itself (pydantic, per subject), so
     # FastStream's per-message dependency injection (a thread hop each time) is skipped.
     broker = NatsBroker(nats_url, log_level=logging.DEBUG, apply_types=False)
@@ -145,7 +163,7 @@ def command_broker(nats_url: str, writer: CommandWriter) -> NatsBroker:
         CMD_PREFIX + ">", queue="qledger-commands", max_workers=1024, decoder=_whole_message
     )
     async def on_command(msg: NatsMessage) -> bytes:
-        parsed = parse_command(msg.raw_message.subject, msg.body, msg.headers or {})
+        parsed = parse_command(msg.raw_message.subject, msg.body, msg.headers or {}, tokens)
         reply = parsed if isinstance(parsed, Rejected) else await writer.submit(parsed)
         return reply.model_dump_json().encode()
 

@@ -79,6 +79,9 @@ class ReadStore:
                 if p.name not in known:
                     cur.execute("INSERT INTO projector_position VALUES (?, 0)", [p.name])
             self.positions = {p.name: known.get(p.name, 0) for p in projectors}
+        # Bumped whenever a projector's tables change: lets caches built from them (the
+        # identity directory) reload only then.
+        self.generations = {p.name: 0 for p in projectors}
 
     @property
     def position(self) -> int:
@@ -93,6 +96,7 @@ class ReadStore:
         with self._write_lock:
             cur = self.conn.cursor()
             cur.execute("BEGIN TRANSACTION")
+            changed: list[str] = []
             try:
                 tx = _Tx(cur)
                 end = batch[-1]["position"]
@@ -101,6 +105,7 @@ class ReadStore:
                     mine = [e for e in batch if e["position"] > seen and e["type"] in p.handles]
                     if mine:
                         p.apply(mine, tx)
+                        changed.append(p.name)
                 # Every projector has now seen the batch: one statement moves them all.
                 cur.execute("UPDATE projector_position SET position = greatest(position, ?)", [end])
                 cur.execute("COMMIT")
@@ -108,7 +113,12 @@ class ReadStore:
                 cur.execute("ROLLBACK")
                 raise
             self.positions = {name: max(seen, end) for name, seen in self.positions.items()}
+            for name in changed:
+                self.generations[name] += 1
         return self.position
+
+    def generation(self, projector: str) -> int:
+        return self.generations.get(projector, 0)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._cursor_lock:

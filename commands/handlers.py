@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from commands.authorization import Caller
+from commands.identity_handlers import IDENTITY_HANDLERS
 from commands.models import (
     CancelExecution,
     Command,
@@ -26,7 +28,7 @@ from domain.execution import Execution, execution_key
 from domain.parameters import ParameterSeries, series_key
 
 
-def handle_register_chip(cmd: RegisterChip, ctx: CommandContext, uow: UnitOfWork):
+def handle_register_chip(cmd: RegisterChip, ctx: CommandContext, uow: UnitOfWork, _: Caller):
     existing = uow.get(Chip, chip_key(ctx.project_id, cmd.chip_id))
     chip = Chip.register(
         ctx, chip_id=cmd.chip_id, size=cmd.size, topology_id=cmd.topology_id, existing=existing
@@ -48,7 +50,7 @@ def _require_execution(uow: UnitOfWork, project_id: str, execution_id: str) -> E
     return execution
 
 
-def handle_start_execution(cmd: StartExecution, ctx: CommandContext, uow: UnitOfWork):
+def handle_start_execution(cmd: StartExecution, ctx: CommandContext, uow: UnitOfWork, _: Caller):
     _require_chip(uow, ctx.project_id, cmd.chip_id)
     execution = Execution.start(
         ctx,
@@ -103,7 +105,9 @@ def _resolve_inputs(uow: UnitOfWork, ctx: CommandContext, chip: Chip, task: Task
     return tuple(used)
 
 
-def handle_record_task_result(cmd: RecordTaskResult, ctx: CommandContext, uow: UnitOfWork):
+def handle_record_task_result(
+    cmd: RecordTaskResult, ctx: CommandContext, uow: UnitOfWork, _: Caller
+):
     task = cmd.task
     execution = _require_execution(uow, ctx.project_id, cmd.execution_id)
     execution.check_can_record(task.task_id, task.start_at, task.end_at)
@@ -157,14 +161,17 @@ def handle_record_task_result(cmd: RecordTaskResult, ctx: CommandContext, uow: U
 
 
 def handle_finish_execution(
-    cmd: CompleteExecution | FailExecution | CancelExecution, ctx: CommandContext, uow: UnitOfWork
+    cmd: CompleteExecution | FailExecution | CancelExecution,
+    ctx: CommandContext,
+    uow: UnitOfWork,
+    _: Caller,
 ):
     execution = _require_execution(uow, ctx.project_id, cmd.execution_id)
     execution.finish(ctx, status=cmd.STATUS, message=cmd.message)
     return uow.stage(execution)
 
 
-Handler = Callable[[Command, CommandContext, UnitOfWork], list[DomainEvent]]
+Handler = Callable[[Command, CommandContext, UnitOfWork, Caller], list[DomainEvent]]
 
 HANDLERS: dict[type[Command], Handler] = {
     RegisterChip: handle_register_chip,  # type: ignore[dict-item]
@@ -173,4 +180,8 @@ HANDLERS: dict[type[Command], Handler] = {
     CompleteExecution: handle_finish_execution,  # type: ignore[dict-item]
     FailExecution: handle_finish_execution,  # type: ignore[dict-item]
     CancelExecution: handle_finish_execution,  # type: ignore[dict-item]
+    **IDENTITY_HANDLERS,  # type: ignore[dict-item]
 }
+
+# What clients may send on `qledger.cmd.<SUBJECT>` (the bootstrap is qledger's own).
+COMMANDS: dict[str, type[Command]] = {c.SUBJECT: c for c in HANDLERS if c.ACCESS != "system"}

@@ -36,6 +36,16 @@ ParamValue = Annotated[bool | int | float | str, AfterValidator(_finite)]
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     SUBJECT: ClassVar[str]
+    # Who may send it. A project role ("viewer" | "editor" | "owner") needed in the
+    # command's project (X-Project-Id, else the caller's default project), or, for
+    # commands outside any project: "user" (any signed-in person), "admin", "system".
+    ACCESS: ClassVar[str] = "editor"
+    # The scope an API key needs for it; None: API keys may not send it.
+    SCOPE: ClassVar[str | None] = "calibration:write"
+
+    @classmethod
+    def project_scoped(cls) -> bool:
+        return cls.ACCESS in ("viewer", "editor", "owner")
 
 
 class RegisterChip(Command):
@@ -119,17 +129,14 @@ class CancelExecution(_Finish):
     STATUS = "cancelled"
 
 
-COMMANDS: dict[str, type[Command]] = {
-    c.SUBJECT: c
-    for c in (
-        RegisterChip,
-        StartExecution,
-        RecordTaskResult,
-        CompleteExecution,
-        FailExecution,
-        CancelExecution,
-    )
-}
+CALIBRATION_COMMANDS: tuple[type[Command], ...] = (
+    RegisterChip,
+    StartExecution,
+    RecordTaskResult,
+    CompleteExecution,
+    FailExecution,
+    CancelExecution,
+)
 
 
 class Accepted(BaseModel):

@@ -36,3 +36,11 @@ class EventStorePort(Protocol):
 
     def remember(self, aggregates: Iterable[Aggregate]) -> None:
         """Keep committed aggregates for the next batch."""
+
+
+class PasswordHasherPort(Protocol):
+    """A slow, salted password hash (argon2id in adapters/)."""
+
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, password_hash: str | None, password: str) -> bool: ...

@@ -7,14 +7,19 @@ each command alone so one bad command never costs the others their acceptance.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 
+from commands.authorization import authorize
 from commands.handlers import HANDLERS
+from commands.identity import masked
 from commands.models import Accepted, Command, Rejected, Reply
-from commands.ports import ConcurrencyConflict, EventStorePort
+from commands.ports import ConcurrencyConflict, EventStorePort, PasswordHasherPort
 from commands.unit_of_work import UnitOfWork
+from domain.access import Credential
 from domain.errors import DomainError
 from domain.events import CommandContext
 from domain.idempotency import CommandRecord, command_key
@@ -26,14 +31,28 @@ MAX_ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class Submission:
+    """A parsed command with its verified (signature-checked) credential. `ctx` gets its
+    project and actor from the authorisation, inside the batch's unit of work."""
+
     command: Command
     ctx: CommandContext
+    credential: Credential
+    project: str | None = None  # X-Project-Id; None: the caller's default project
     idempotency_key: str | None = None
 
     @property
     def fingerprint(self) -> str:
-        body = type(self.command).__name__ + self.command.model_dump_json()
+        # Secrets are masked: this hash is stored, and a fast hash of a password is not.
+        body = type(self.command).__name__ + json.dumps(masked(self.command), sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
+
+    @property
+    def dedupe_key(self) -> tuple[str, str, str] | None:
+        """Two submissions in one batch with this key are the same command (or a misuse)."""
+        if self.idempotency_key is None:
+            return None
+        who = self.credential.username or self.credential.key_id
+        return (self.project or "", who, self.idempotency_key)
 
 
 @dataclass
@@ -58,9 +77,11 @@ class _Poisoned(Exception):
         self.reply = reply
 
 
-def process_batch(batch: list[Submission], store: EventStorePort) -> list[Reply]:
+def process_batch(
+    batch: list[Submission], store: EventStorePort, passwords: PasswordHasherPort | None = None
+) -> list[Reply]:
     for attempt in range(MAX_ATTEMPTS):
-        uow = UnitOfWork(store)
+        uow = UnitOfWork(store, passwords)
         try:
             # First attempt: look up idempotency keys only for rejected commands. A repeated
             # command that would be accepted again stages its CommandRecord at version 1,
@@ -74,13 +95,13 @@ def process_batch(batch: list[Submission], store: EventStorePort) -> list[Reply]
             uow.discard()
             if len(batch) == 1:
                 return [poisoned.reply]
-            return [reply for sub in batch for reply in process_batch([sub], store)]
+            return [reply for sub in batch for reply in process_batch([sub], store, passwords)]
         except BaseException:
             uow.discard()
             raise
         return [o.resolve(positions) for o in outcomes]
     if len(batch) > 1:
-        return [reply for sub in batch for reply in process_batch([sub], store)]
+        return [reply for sub in batch for reply in process_batch([sub], store, passwords)]
     return [
         Rejected(
             code="concurrency_conflict",
@@ -90,10 +111,10 @@ def process_batch(batch: list[Submission], store: EventStorePort) -> list[Reply]
 
 
 def _decide_all(batch: list[Submission], uow: UnitOfWork, *, check_keys: bool) -> list[_Outcome]:
-    seen_keys: dict[str, tuple[Submission, _Outcome]] = {}
+    seen_keys: dict[tuple[str, str, str], tuple[Submission, _Outcome]] = {}
     outcomes = []
     for sub in batch:
-        key = sub.idempotency_key
+        key = sub.dedupe_key
         if key is not None and key in seen_keys:
             first, outcome = seen_keys[key]
             if (type(first.command), first.fingerprint) != (type(sub.command), sub.fingerprint):
@@ -130,9 +151,16 @@ def _replay(sub: Submission, uow: UnitOfWork) -> _Outcome | None:
 def _decide(sub: Submission, uow: UnitOfWork, *, check_keys: bool) -> _Outcome:
     before = uow.mark()
     try:
+        # Authorised before anything else, the idempotency replay included: a replayed
+        # reply is still an answer about the project.
+        caller, ctx = authorize(sub.command, sub.credential, sub.project, sub.ctx, uow)
+    except DomainError as err:
+        return _Outcome(reply=Rejected(code=err.code, message=err.message))
+    sub = dataclasses.replace(sub, ctx=ctx)
+    try:
         if check_keys and (replayed := _replay(sub, uow)) is not None:
             return replayed
-        events = HANDLERS[type(sub.command)](sub.command, sub.ctx, uow)
+        events = HANDLERS[type(sub.command)](sub.command, sub.ctx, uow, caller)
         if not events:
             # The reply's position is its last event's; a command that changed nothing
             # would borrow another command's. No handler does this: refuse if one ever does.

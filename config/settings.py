@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     projection_batch_max: int = Field(2000, description="events applied per DuckDB transaction")
     read_wait_seconds: float = Field(5.0, description="longest wait for ?min_position before 503")
     log_level: str = "info"
+    admin_username: str = Field("admin", description="the first admin, created on first start")
+    admin_password: SecretStr | None = Field(
+        None, description="its password; unset: generated, printed once, only its hash kept"
+    )
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 key (>= 32 chars); unset: generated into data_dir/jwt.secret"
+    )
+    access_token_minutes: int = Field(30, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(7, ge=1, le=90)
 
     @property
     def duckdb_path(self) -> Path:

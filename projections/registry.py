@@ -5,8 +5,9 @@ from __future__ import annotations
 from projections.base import Projector
 from projections.chips import ChipProjector
 from projections.executions import ExecutionProjector
+from projections.identity import IdentityProjector
 from projections.provenance import ProvenanceProjector
 
 
 def all_projectors() -> list[Projector]:
-    return [ChipProjector(), ExecutionProjector(), ProvenanceProjector()]
+    return [ChipProjector(), ExecutionProjector(), ProvenanceProjector(), IdentityProjector()]

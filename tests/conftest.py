@@ -13,6 +13,9 @@ import pytest
 
 from adapters.eventstore import EventStore, store_location
 from adapters.natsserver import EmbeddedNats
+from commands.models import Command
+from commands.processor import Submission
+from domain.access import SYSTEM
 from domain.events import CommandContext
 
 
@@ -73,4 +76,11 @@ def ctx(project_id: str = "default", at: datetime | None = None) -> CommandConte
         command_id=command_id,
         correlation_id=str(command_id),
         received_at=at or datetime.now(UTC),
+    )
+
+
+def sub(command: Command, key: str | None = None, project: str = "default") -> Submission:
+    """A command as qledger itself sends it (no account needed) in `project`."""
+    return Submission(
+        command, ctx(project), credential=SYSTEM, project=project, idempotency_key=key
     )

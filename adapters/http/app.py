@@ -11,13 +11,20 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.http import chips, executions, provenance
+from adapters.http import admin, chips, executions, projects, provenance
+from adapters.http import auth as auth_routes
 
 log = logging.getLogger(__name__)
 
 
 def create_app(
-    *, gateway: Any, read: Any, runner: Any, health: Any, read_wait_seconds: float
+    *,
+    gateway: Any,
+    read: Any,
+    runner: Any,
+    health: Any,
+    read_wait_seconds: float,
+    auth: Any,
 ) -> FastAPI:
     app = FastAPI(
         title="qledger",
@@ -29,6 +36,7 @@ def create_app(
     app.state.read = read
     app.state.runner = runner
     app.state.read_wait_seconds = read_wait_seconds
+    app.state.auth = auth
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -67,6 +75,14 @@ def create_app(
     async def get_health() -> dict[str, Any]:
         return await health()
 
+    for router in (
+        auth_routes.router,
+        auth_routes.gateway,
+        admin.router,
+        projects.router,
+        projects.keys,
+    ):
+        app.include_router(router)
     app.include_router(chips.router)
     app.include_router(executions.router)
     app.include_router(provenance.router)

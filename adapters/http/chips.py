@@ -13,6 +13,7 @@ from adapters.http.deps import (
     ProjectId,
     ReadAfter,
     ReadModels,
+    WritableProject,
     accepted_body,
     not_found,
     send_command,
@@ -73,7 +74,7 @@ async def create_chip(
     body: CreateChipRequest,
     request: Request,
     response: Response,
-    project: ProjectId,
+    project: WritableProject,
     db: ReadModels,
     idempotency_key: IdempotencyKey = None,
 ):

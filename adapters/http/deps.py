@@ -8,7 +8,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from adapters.commandbus import DEFAULT_PROJECT, PROJECT_RE
+from adapters.http.security import ProjectId, WritableProject, credential_headers
 from adapters.readstore import ReadStore
 from commands.models import Accepted, Command, Rejected, Reply
 
@@ -42,7 +42,31 @@ STATUS_BY_CODE = {
     "bus_unavailable": 503,
     "command_timeout": 504,
     "internal_error": 500,
+    # identity and tenancy
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "project_not_found": 404,
+    "user_not_found": 404,
+    "member_not_found": 404,
+    "api_key_not_found": 404,
+    "no_project": 400,
+    "wrong_password": 400,
+    "invalid_role": 422,
+    "invalid_scope": 422,
+    "invalid_expiry": 422,
+    "username_taken": 409,
+    "project_exists": 409,
+    "already_member": 409,
+    "already_owner": 409,
+    "last_owner": 409,
+    "last_admin": 409,
+    "has_default_project": 409,
+    "api_key_exists": 409,
+    "api_key_revoked": 409,
+    "already_bootstrapped": 409,
 }
+
+__all__ = ["ProjectId", "WritableProject"]
 
 
 class ApiError(HTTPException):
@@ -62,16 +86,6 @@ class Waiter(Protocol):
     stalled: str | None
 
     async def wait_for(self, position: int, timeout: float) -> bool: ...
-
-
-def project_id(x_project_id: Annotated[str | None, Header()] = None) -> str:
-    project = x_project_id or DEFAULT_PROJECT
-    if not PROJECT_RE.match(project):
-        raise ApiError(400, "invalid_project", "X-Project-Id must match [A-Za-z0-9_-]{1,64}")
-    return project
-
-
-ProjectId = Annotated[str, Depends(project_id)]
 
 
 def read_models(request: Request) -> ReadStore:
@@ -110,14 +124,16 @@ ReadAfter = Depends(read_after)
 async def send_command(
     request: Request,
     command: Command,
-    project: str,
+    project: str | None,
     idempotency_key: str | None,
     *,
     wait: bool = False,
 ) -> Accepted:
     """Send a command over the bus; a rejection becomes an ApiError with its code."""
     correlation = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
-    headers = {"X-Project-Id": project, "X-Correlation-Id": correlation[:200]}
+    headers = {"X-Correlation-Id": correlation[:200], **credential_headers(request)}
+    if project is not None:
+        headers["X-Project-Id"] = project
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     gateway: Gateway = request.app.state.gateway

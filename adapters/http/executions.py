@@ -13,6 +13,7 @@ from adapters.http.deps import (
     ProjectId,
     ReadAfter,
     ReadModels,
+    WritableProject,
     accepted_body,
     generated_id,
     not_found,
@@ -88,7 +89,7 @@ def get_task_result(task_id: str, project: ProjectId, db: ReadModels):
 async def start_execution(
     body: StartExecutionRequest,
     request: Request,
-    project: ProjectId,
+    project: WritableProject,
     idempotency_key: IdempotencyKey = None,
 ):
     fields = body.model_dump()
@@ -102,7 +103,7 @@ async def record_task_result(
     execution_id: str,
     body: TaskResultRequest,
     request: Request,
-    project: ProjectId,
+    project: WritableProject,
     idempotency_key: IdempotencyKey = None,
 ):
     fields = body.model_dump()
@@ -121,7 +122,7 @@ def _finish_route(
 
     async def finish(
         request: Request,
-        project: ProjectId,
+        project: WritableProject,
         execution_id: Annotated[str, PathParam(alias=param)],
         body: FinishRequest | None = None,
         idempotency_key: IdempotencyKey = None,

@@ -15,10 +15,10 @@ from adapters.projection_runner import ProjectionRunner
 from adapters.readstore import ReadStore
 from adapters.relay import Relay, stream_checkpoint
 from commands.models import RegisterChip
-from commands.processor import Submission, process_batch
+from commands.processor import process_batch
 from projections.chips import list_chips
 from projections.registry import all_projectors
-from tests.conftest import ctx
+from tests.conftest import sub
 
 
 @pytest.fixture
@@ -40,9 +40,7 @@ def js(nc):
 
 
 def register(store: EventStore, *chip_ids: str) -> None:
-    replies = process_batch(
-        [Submission(RegisterChip(chip_id=c, size=4), ctx()) for c in chip_ids], store
-    )
+    replies = process_batch([sub(RegisterChip(chip_id=c, size=4)) for c in chip_ids], store)
     assert all(r.status == "accepted" for r in replies)
 
 

@@ -16,10 +16,10 @@ from commands.models import (
     TaskResultIn,
 )
 from commands.ports import ConcurrencyConflict
-from commands.processor import Submission, process_batch
+from commands.processor import process_batch
 from domain.chip import Chip, ChipRegistered
 from domain.parameters import series_key
-from tests.conftest import ctx
+from tests.conftest import ctx, sub
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -87,17 +87,15 @@ def test_concurrent_writers_allocate_versions_without_gaps_or_repeats(store_url,
     """Two processes' worth of writers (separate stores, separate caches) on one series."""
     location = store_location(store_url, tmp_path)
     setup = EventStore(location)
-    process_batch([Submission(RegisterChip(chip_id="c1", size=4), ctx())], setup)
-    process_batch([Submission(StartExecution(execution_id="e1", chip_id="c1"), ctx())], setup)
+    process_batch([sub(RegisterChip(chip_id="c1", size=4))], setup)
+    process_batch([sub(StartExecution(execution_id="e1", chip_id="c1"))], setup)
     writers = [EventStore(location) for _ in range(2)]
     replies: list = []
     lock = threading.Lock()
 
     def write(w: EventStore, offset: int) -> None:
         for i in range(offset, 40, 2):
-            r = process_batch(
-                [Submission(RecordTaskResult(execution_id="e1", task=_task(i)), ctx())], w
-            )
+            r = process_batch([sub(RecordTaskResult(execution_id="e1", task=_task(i)))], w)
             with lock:
                 replies.extend(r)
 

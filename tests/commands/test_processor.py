@@ -14,15 +14,15 @@ from commands.models import (
     StartExecution,
     TaskResultIn,
 )
-from commands.processor import Submission, process_batch
+from commands.processor import process_batch
 from domain.parameters import series_key
-from tests.conftest import ctx
+from tests.conftest import sub
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def send(store: EventStore, *commands, key: str | None = None):
-    return process_batch([Submission(c, ctx(), key) for c in commands], store)
+    return process_batch([sub(c, key) for c in commands], store)
 
 
 def result(
@@ -122,8 +122,8 @@ def test_idempotency_key_returns_the_first_reply_and_appends_nothing(sqlite_stor
     # Also from a fresh process (no cache) and with the duplicate inside one batch.
     fresh = EventStore(sqlite_store.location)
     replies = process_batch(
-        [Submission(result("t1", 1), ctx(), "k-1"), Submission(result("t2", 2), ctx(), "k-2"),
-         Submission(result("t2", 2), ctx(), "k-2")],
+        [sub(result("t1", 1), "k-1"), sub(result("t2", 2), "k-2"),
+         sub(result("t2", 2), "k-2")],
         fresh,
     )  # fmt: skip
     assert replies[0] == first

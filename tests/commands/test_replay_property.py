@@ -20,9 +20,9 @@ from commands.models import (
     StartExecution,
     TaskResultIn,
 )
-from commands.processor import Submission, process_batch
+from commands.processor import process_batch
 from domain.aggregate import Aggregate
-from tests.conftest import ctx
+from tests.conftest import sub
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PARAMS = ["t1", "t2", "qubit_frequency"]
@@ -87,7 +87,7 @@ def test_replay_of_stored_events_equals_live_state(cmds, batch_sizes, keys):
             RegisterChip(chip_id="c0", size=9),
             StartExecution(execution_id="e0", chip_id="c0"),
         ]
-        subs = [Submission(c, ctx(), keys[i % len(keys)]) for i, c in enumerate(setup + cmds)]
+        subs = [sub(c, keys[i % len(keys)]) for i, c in enumerate(setup + cmds)]
         i = 0
         for size in batch_sizes * len(subs):
             if i >= len(subs):

@@ -14,6 +14,8 @@ import httpx
 from adapters.natsserver import free_port
 
 QLEDGER = str(Path(sys.executable).parent / "qledger")
+ADMIN = "admin"
+ADMIN_PASSWORD = "first-admin-pw-1"
 
 
 class Serve:
@@ -25,6 +27,7 @@ class Serve:
         self.keep_nats_url = keep_nats_url
         self.http_port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.token = ""
 
     @property
     def base(self) -> str:
@@ -40,6 +43,8 @@ class Serve:
             "QLEDGER_DATA_DIR": str(self.data_dir),
             "QLEDGER_HTTP_PORT": str(self.http_port),
             "QLEDGER_LOG_LEVEL": "warning",
+            "QLEDGER_ADMIN_USERNAME": ADMIN,
+            "QLEDGER_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
         if not self.keep_nats_url:
             env.pop("QLEDGER_NATS_URL", None)
@@ -53,12 +58,32 @@ class Serve:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (self.data_dir / "serve.log").read_text()[-3000:]
             try:
+                # Healthy and the first admin projected: the admin can sign in.
                 if httpx.get(self.base + "/api/health", timeout=1).status_code == 200:
+                    self.token = self.login(ADMIN, ADMIN_PASSWORD)
                     return self
-            except httpx.HTTPError:
+            except (httpx.HTTPError, AssertionError):
                 pass
             time.sleep(0.1)
         raise AssertionError("qledger serve did not become healthy in 60 s")
+
+    def login(self, username: str, password: str) -> str:
+        r = httpx.post(
+            self.base + "/api/auth/login",
+            data={"username": username, "password": password},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        return r.json()["access_token"]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The first admin's credentials (owner of project `default`)."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        auth = {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.Client(base_url=self.base, timeout=10, headers=auth)
 
     def children(self) -> list[int]:
         """nats-server, the query side and the relay."""

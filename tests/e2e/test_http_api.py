@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.serving import QLEDGER, Serve
+from tests.e2e.serving import ADMIN_PASSWORD, QLEDGER, Serve
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ def served(tmp_path_factory) -> Iterator[Serve]:
 
 @pytest.fixture(scope="module")
 def api(served: Serve) -> Iterator[httpx.Client]:
-    client = httpx.Client(base_url=served.base, timeout=10)
+    client = served.client()
     assert client.post("/api/chips", json={"chip_id": "c9", "size": 9}).status_code == 200
     r = client.post(
         "/api/executions", json={"chip_id": "c9", "execution_id": "e1", "tags": ["daily"]}
@@ -187,7 +187,11 @@ def test_events_tail_prints_the_stream_as_json_lines(api: httpx.Client, served: 
             [QLEDGER, "events", "tail", "--from-start"], env=env, capture_output=True, timeout=4
         )
     lines = [json.loads(line) for line in tail.value.stdout.decode().splitlines()]
-    assert lines[0]["type"] == "chip.ChipRegistered" and lines[0]["position"] == 1
+    # The first admin is created before anything else; no password appears, only its hash.
+    assert lines[0]["type"] == "identity.UserRegistered" and lines[0]["position"] == 1
+    assert lines[0]["payload"]["password_hash"].startswith("$argon2id$")
+    assert ADMIN_PASSWORD not in tail.value.stdout.decode()
+    assert "chip.ChipRegistered" in {e["type"] for e in lines}
     assert [e["position"] for e in lines] == list(range(1, len(lines) + 1))
 
 

@@ -14,7 +14,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import nats
 import pytest
 
@@ -44,11 +43,16 @@ def task_body(i: int) -> dict:
 
 
 async def request(
-    nc, subject: str, body: dict, key: str | None = None, timeout: float = 10
+    nc, subject: str, body: dict, key: str | None = None, timeout: float = 10, token: str = ""
 ) -> dict:
-    headers = {"Idempotency-Key": key} if key else None
+    headers = {"Authorization": f"Bearer {token or TOKEN['admin']}"}
+    if key:
+        headers["Idempotency-Key"] = key
     msg = await nc.request(subject, json.dumps(body).encode(), timeout=timeout, headers=headers)
     return json.loads(msg.data)
+
+
+TOKEN: dict[str, str] = {}  # the running server's admin token, for bus requests
 
 
 async def stream_events(url: str) -> list[dict]:
@@ -87,7 +91,8 @@ def backend(request) -> str | None:
 
 def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path, backend):
     serve = Serve(tmp_path, backend).start()
-    client = httpx.Client(base_url=serve.base, timeout=10)
+    client = serve.client()
+    TOKEN["admin"] = serve.token
 
     # HTTP write + read-your-writes
     r = client.post("/api/chips", json={"chip_id": "c1", "size": 16})
@@ -201,7 +206,9 @@ def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path, b
     positions = [n.id for n in notes]
     assert [int(e["msg_id"]) for e in events] == positions
     assert [e["position"] for e in events] == positions
-    assert events[0]["subject"] == "qledger.evt.default.chip.ChipRegistered"
+    # The first admin and project `default` come first, then the lab's own events.
+    assert events[0]["subject"] == "qledger.evt._identity.identity.UserRegistered"
+    assert "qledger.evt.default.chip.ChipRegistered" in {e["subject"] for e in events}
     on_stream = Counter(
         e["payload"]["task_id"] for e in events if e["type"] == "calibration.TaskResultRecorded"
     )
@@ -274,16 +281,11 @@ def test_serve_uses_an_existing_nats_when_told_to(tmp_path: Path, monkeypatch):
         serve.data_dir.mkdir()
         serve.start()
         assert serve.children() and not (tmp_path / "data" / "nats").exists()
-        r = httpx.post(serve.base + "/api/chips", json={"chip_id": "c1", "size": 4}, timeout=10)
+        r = serve.client().post("/api/chips", json={"chip_id": "c1", "size": 4})
         assert r.status_code == 200, r.text
 
-        async def stream_has_it() -> int:
-            nc = await nats.connect(nats_server.url)
-            info = await nc.jetstream().stream_info("QLEDGER_EVENTS")
-            await nc.close()
-            return info.state.messages
-
-        assert run_bounded(stream_has_it()) == 1
+        events = run_bounded(stream_events(nats_server.url))
+        assert "qledger.evt.default.chip.ChipRegistered" in {e["subject"] for e in events}
         serve.proc.send_signal(signal.SIGTERM)
         assert serve.proc.wait(timeout=30) == 0
         assert nats_server.proc.poll() is None, "qledger must not stop a NATS it did not start"

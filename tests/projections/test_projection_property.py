@@ -21,9 +21,9 @@ from commands.models import (
     StartExecution,
     TaskResultIn,
 )
-from commands.processor import Submission, process_batch
+from commands.processor import process_batch
 from projections.registry import all_projectors
-from tests.conftest import ctx
+from tests.conftest import sub
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -50,7 +50,7 @@ def make_history(tmp: Path) -> list[dict]:
             )  # fmt: skip
         )
     cmds.append(CompleteExecution(execution_id="e1"))
-    process_batch([Submission(c, ctx()) for c in cmds], store)
+    process_batch([sub(c) for c in cmds], store)
     envs = [envelope(n) for n in store.notifications_after(0, 10_000)]
     store.close()
     return envs

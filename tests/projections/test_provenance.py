@@ -15,9 +15,9 @@ from commands.models import (
     StartExecution,
     TaskResultIn,
 )
-from commands.processor import Submission, process_batch
+from commands.processor import process_batch
 from projections.registry import all_projectors
-from tests.conftest import ctx
+from tests.conftest import sub
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -42,7 +42,7 @@ def test_task_results_leave_used_generated_and_derived_relations(tmp_path: Path)
         result("f", 1, {}, {"freq": 5.0, "amp": 0.1}),
         result("t", 2, {"freq": 5.0, "amp": 0.1, "seed_only": 1.0}, {"t1": 40.0, "t2": 30.0}),
     ]
-    replies = process_batch([Submission(c, ctx()) for c in commands], store)
+    replies = process_batch([sub(c) for c in commands], store)
     assert all(r.status == "accepted" for r in replies)
     read = ReadStore(tmp_path / "read.duckdb", all_projectors())
     read.apply([envelope(n) for n in store.notifications_after(0, 1000)])

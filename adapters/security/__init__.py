@@ -1,0 +1,1 @@
+"""Credential mechanics: signed tokens, password hashes, API keys, login throttling."""

@@ -1,0 +1,170 @@
+"""Signed, expiring bearer tokens (JWT, HS256) for signed-in users.
+
+A token proves "the server said, at iat, that this is `sub`, valid until exp". Whether
+that user may still act (not disabled, no logout since) is decided in domain.access by
+comparing the token's epoch with the account's: that is how logout and password changes
+revoke tokens that are still cryptographically valid.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import jwt
+from jwt.utils import base64url_decode, base64url_encode
+
+from domain.access import Credential
+
+TokenKind = Literal["access", "refresh"]
+
+_ALGORITHM = "HS256"
+MIN_SECRET_BYTES = 32  # HS256 keys shorter than the 256-bit hash output weaken it (RFC 7518 §3.2)
+MAX_TOKEN_LENGTH = 4096  # far above any token we issue; refused before any parsing work
+MAX_CLOCK_SKEW = 60  # seconds an iat may lie in the future (another replica's clock)
+_CLAIMS = ("iss", "sub", "ep", "typ", "iat", "exp", "jti")
+_SEGMENT = r"[A-Za-z0-9_-]+"
+# Three base64url segments and nothing else: non-alphabet characters would otherwise be
+# silently skipped by Python's base64 decoder, letting many strings stand for one token.
+_SHAPE = re.compile(rf"{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}")
+
+
+class InvalidToken(Exception):
+    """A presented credential is not acceptable.
+
+    The message is the same for every failure kind (bad signature, expired, wrong type,
+    malformed), so a caller can't use it to probe which check failed."""
+
+    def __init__(self, message: str = "invalid or expired token") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _timestamp(now: datetime | None) -> int:
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None:
+        # A naive datetime would be read as local time: a silent hours-long shift.
+        raise ValueError("now must be timezone-aware")
+    return int(now.timestamp())
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not 1
+
+
+class TokenService:
+    """Issues and verifies access tokens (short-lived, sent on every request) and refresh
+    tokens (long-lived, only exchanged for new access tokens)."""
+
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        access_ttl: timedelta = timedelta(minutes=30),
+        refresh_ttl: timedelta = timedelta(days=7),
+        issuer: str = "qledger",
+    ) -> None:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"the token secret must be at least {MIN_SECRET_BYTES} bytes")
+        if access_ttl <= timedelta(0) or refresh_ttl <= timedelta(0):
+            raise ValueError("token lifetimes must be positive")
+        try:  # PyJWT refuses secrets shaped like PEM/JSON keys; fail at startup, not per login
+            jwt.encode({}, secret, algorithm=_ALGORITHM)
+        except jwt.InvalidKeyError as exc:
+            raise ValueError(f"unusable token secret: {exc}") from exc
+        self._secret = secret
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self.issuer = issuer
+
+    def issue(
+        self,
+        username: str,
+        token_epoch: int,
+        *,
+        kind: TokenKind = "access",
+        now: datetime | None = None,
+    ) -> str:
+        if not isinstance(username, str) or not username:
+            raise ValueError("username must be a non-empty string")
+        if not _is_int(token_epoch):
+            raise ValueError("token_epoch must be an int")
+        if kind not in ("access", "refresh"):
+            raise ValueError(f"unknown token kind {kind!r}")
+        iat = _timestamp(now)
+        ttl = self.access_ttl if kind == "access" else self.refresh_ttl
+        claims = {
+            "iss": self.issuer,
+            "sub": username,
+            "ep": token_epoch,
+            "typ": kind,
+            "iat": iat,
+            "exp": iat + int(ttl.total_seconds()),
+            # Unique per token, so two tokens issued in the same second differ and a
+            # future deny-list has something to name.
+            "jti": secrets.token_urlsafe(16),
+        }
+        token = jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise ValueError("username too long to fit in a token")
+        return token
+
+    def verify(
+        self,
+        token: str,
+        *,
+        kind: TokenKind = "access",
+        now: datetime | None = None,
+    ) -> Credential:
+        """The credential a genuine, unexpired token of this kind carries; else InvalidToken."""
+        current = _timestamp(now)
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken()
+        if not _SHAPE.fullmatch(token):
+            raise InvalidToken()
+        signature = token.rsplit(".", 1)[1]
+        # The signature's last base64url character carries spare bits; accept only the
+        # canonical spelling so that a token has exactly one valid string form. (Recent
+        # PyJWT checks this too, but accepts "=" padding; the shape check above refuses it.)
+        try:
+            canonical = base64url_encode(base64url_decode(signature)).decode("ascii")
+        except ValueError:  # binascii.Error: impossible length
+            raise InvalidToken() from None
+        if canonical != signature:
+            raise InvalidToken()
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                # Only HS256: refuses alg=none and tokens where an attacker picks another
+                # algorithm (RS/HS confusion, or HS384/512 with our secret).
+                algorithms=[_ALGORITHM],
+                issuer=self.issuer,
+                options={
+                    "require": list(_CLAIMS),
+                    # Time is checked below against `current`, one code path whether the
+                    # caller passes `now` (tests, replays) or not, with zero leeway.
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.PyJWTError:
+            raise InvalidToken() from None
+        sub, epoch, iat, exp = claims["sub"], claims["ep"], claims["iat"], claims["exp"]
+        if (
+            not isinstance(sub, str)
+            or not sub
+            or not _is_int(epoch)
+            or not _is_int(iat)
+            or not _is_int(exp)
+            or not isinstance(claims["jti"], str)
+            or claims["typ"] != kind  # a refresh token is not an access token, nor vice versa
+            or current >= exp
+            or iat > current + MAX_CLOCK_SKEW
+        ):
+            raise InvalidToken()
+        return Credential(kind="token", username=sub, token_epoch=epoch)
