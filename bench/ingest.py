@@ -133,6 +133,7 @@ class Server:
         self.data_dir = data_dir
         http_port, nats_port = free_port(), free_port()
         env = dict(os.environ, QLEDGER_DATA_DIR=str(data_dir), QLEDGER_LOG_LEVEL="warning")
+        env.update(QLEDGER_ADMIN_USERNAME="bench", QLEDGER_ADMIN_PASSWORD=BENCH_PASSWORD)
         env.update(QLEDGER_HTTP_PORT=str(http_port), QLEDGER_NATS_PORT=str(nats_port))
         if eventstore_url:
             env["QLEDGER_EVENTSTORE_URL"] = eventstore_url
@@ -143,6 +144,7 @@ class Server:
             [exe, "serve"], env=env, cwd=data_dir.parent, stdout=self.log, stderr=subprocess.STDOUT
         )
         self.health_url = f"http://127.0.0.1:{http_port}/api/health"
+        self.login_url = f"http://127.0.0.1:{http_port}/api/auth/login"
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
 
     async def wait_ready(self, http: httpx.AsyncClient, limit: float = 60) -> None:
@@ -154,7 +156,12 @@ class Server:
                 )
             try:
                 if (await http.get(self.health_url, timeout=2)).status_code == 200:
-                    return
+                    # Commands carry the first admin's token, as any bus client's would.
+                    form = {"username": "bench", "password": BENCH_PASSWORD}
+                    login = await http.post(self.login_url, data=form, timeout=10)
+                    if login.status_code == 200:
+                        AUTH["Authorization"] = f"Bearer {login.json()['access_token']}"
+                        return
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.1)
@@ -187,9 +194,13 @@ class Server:
         self.log.close()
 
 
+BENCH_PASSWORD = "bench-admin-password"
+AUTH: dict[str, str] = {}  # the signed-in admin's Authorization header
+
+
 async def request(nc: nats.NATS, name: str, body: bytes, key: str) -> dict:
     msg = await nc.request(
-        f"qledger.cmd.{name}", body, timeout=60, headers={"Idempotency-Key": key}
+        f"qledger.cmd.{name}", body, timeout=60, headers={"Idempotency-Key": key, **AUTH}
     )
     return json.loads(msg.data)
 

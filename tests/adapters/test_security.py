@@ -601,3 +601,18 @@ def test_huge_failure_counts_stay_at_the_cap() -> None:
     for _ in range(2000):
         throttle.failed(["k"])
     assert throttle.retry_after(["k"]) == 60.0
+
+
+def test_a_token_verified_once_still_expires_and_keeps_its_kind():
+    # Verified tokens are cached; the cache must not outlive the token or mix up kinds.
+    service = TokenService(SECRET)
+    token = service.issue("alice", 3, now=NOW)
+    assert service.verify(token, now=NOW).username == "alice"
+    assert service.verify(token, now=NOW + timedelta(minutes=29)).token_epoch == 3
+    with pytest.raises(InvalidToken):
+        service.verify(token, now=NOW + timedelta(minutes=30))
+    with pytest.raises(InvalidToken):
+        service.verify(token, kind="refresh", now=NOW)
+    other = TokenService(b"o" * 32)  # another server's key: its own cache, no borrowing
+    with pytest.raises(InvalidToken):
+        other.verify(token, now=NOW)
