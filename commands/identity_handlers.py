@@ -69,8 +69,11 @@ def _new_account(
     system_role: str,
     project_id: str,
 ) -> list:
+    existing_user = uow.get(User, user_key(username))
     existing_project = uow.get(Project, project_key(project_id))
-    if existing_project is not None:  # checked before the user's event is triggered
+    if existing_user is None and existing_project is not None:
+        # Checked before the user's event is triggered. (Default project ids can't be
+        # chosen by CreateProject: they contain "-", which its pattern refuses.)
         raise Conflict(f"project '{project_id}' already exists", code="project_exists")
     user = User.register(
         ctx,
@@ -79,7 +82,7 @@ def _new_account(
         password_hash=_passwords(uow).hash(password),
         system_role=system_role,
         default_project_id=project_id,
-        existing=uow.get(User, user_key(username)),
+        existing=existing_user,
     )
     project = Project.create(
         ctx,
@@ -260,7 +263,13 @@ def handle_transfer(cmd: TransferOwnership, ctx: CommandContext, uow: UnitOfWork
 
 
 def handle_create_api_key(cmd: CreateApiKey, ctx: CommandContext, uow: UnitOfWork, caller: Caller):
-    role = caller.role or "viewer"
+    # A key acts with its creator's membership (never with admin rights), so the creator
+    # must be a member, and may grant only what that membership allows.
+    role = _project(uow, ctx.project_id).role_of(ctx.actor)
+    if role is None:
+        raise Forbidden(
+            f"a key acts with your membership, and you are not a member of '{ctx.project_id}'"
+        )
     for scope in cmd.scopes:
         needed = SCOPES.get(scope)
         if needed is None:

@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from commands.authorization import authorize
+from commands.authorization import Caller, authorize
 from commands.handlers import HANDLERS
 from commands.identity import masked
 from commands.models import Accepted, Command, Rejected, Reply
@@ -45,14 +45,6 @@ class Submission:
         # Secrets are masked: this hash is stored, and a fast hash of a password is not.
         body = type(self.command).__name__ + json.dumps(masked(self.command), sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
-
-    @property
-    def dedupe_key(self) -> tuple[str, str, str] | None:
-        """Two submissions in one batch with this key are the same command (or a misuse)."""
-        if self.idempotency_key is None:
-            return None
-        who = self.credential.username or self.credential.key_id
-        return (self.project or "", who, self.idempotency_key)
 
 
 @dataclass
@@ -111,10 +103,20 @@ def process_batch(
 
 
 def _decide_all(batch: list[Submission], uow: UnitOfWork, *, check_keys: bool) -> list[_Outcome]:
-    seen_keys: dict[tuple[str, str, str], tuple[Submission, _Outcome]] = {}
+    seen_keys: dict[object, tuple[Submission, _Outcome]] = {}
     outcomes = []
     for sub in batch:
-        key = sub.dedupe_key
+        try:
+            # Authorised before anything else, the idempotency replay included: a replayed
+            # reply is still an answer about the project.
+            caller, ctx = authorize(sub.command, sub.credential, sub.project, sub.ctx, uow)
+        except DomainError as err:
+            outcomes.append(_Outcome(reply=Rejected(code=err.code, message=err.message)))
+            continue
+        sub = dataclasses.replace(sub, ctx=ctx)
+        # Keys are the caller's own, per project: the same key from another user is
+        # another command. Compared after authorisation, on the project it resolved to.
+        key = _record_key(sub)
         if key is not None and key in seen_keys:
             first, outcome = seen_keys[key]
             if (type(first.command), first.fingerprint) != (type(sub.command), sub.fingerprint):
@@ -122,11 +124,17 @@ def _decide_all(batch: list[Submission], uow: UnitOfWork, *, check_keys: bool) -
             else:
                 outcomes.append(_Outcome(same_as=outcome))
             continue
-        outcome = _decide(sub, uow, check_keys=check_keys)
+        outcome = _decide(sub, caller, uow, check_keys=check_keys)
         if key is not None:
             seen_keys[key] = (sub, outcome)
         outcomes.append(outcome)
     return outcomes
+
+
+def _record_key(sub: Submission):
+    if sub.idempotency_key is None:
+        return None
+    return command_key(sub.ctx.project_id, sub.ctx.actor, sub.idempotency_key)
 
 
 def _key_reused() -> Rejected:
@@ -138,25 +146,23 @@ def _key_reused() -> Rejected:
 
 def _replay(sub: Submission, uow: UnitOfWork) -> _Outcome | None:
     """The first reply to this command, if its idempotency key was accepted before."""
-    if sub.idempotency_key is None:
+    key = _record_key(sub)
+    if key is None:
         return None
-    record = uow.get(CommandRecord, command_key(sub.ctx.project_id, sub.idempotency_key))
+    record = uow.get(CommandRecord, key)
     if record is None:
         return None
     record.check_same_command(type(sub.command).__name__, sub.fingerprint)
     position = uow.store.position_of(record.id, record.version)
+    if position is None:
+        # Staged in this batch, not yet stored (cannot happen while batches dedupe keys
+        # as above): retrying the batch, then each command alone, resolves it.
+        raise ConcurrencyConflict(f"idempotency record {record.id} is not stored yet")
     return _Outcome(reply=Accepted(event_ids=list(record.event_ids), position=position))
 
 
-def _decide(sub: Submission, uow: UnitOfWork, *, check_keys: bool) -> _Outcome:
+def _decide(sub: Submission, caller: Caller, uow: UnitOfWork, *, check_keys: bool) -> _Outcome:
     before = uow.mark()
-    try:
-        # Authorised before anything else, the idempotency replay included: a replayed
-        # reply is still an answer about the project.
-        caller, ctx = authorize(sub.command, sub.credential, sub.project, sub.ctx, uow)
-    except DomainError as err:
-        return _Outcome(reply=Rejected(code=err.code, message=err.message))
-    sub = dataclasses.replace(sub, ctx=ctx)
     try:
         if check_keys and (replayed := _replay(sub, uow)) is not None:
             return replayed

@@ -25,8 +25,9 @@ class CommandAccepted(DomainEvent):
     event_ids: tuple[str, ...]
 
 
-def command_key(project_id: str, idempotency_key: str):
-    return stable_id("command", project_id, idempotency_key)
+def command_key(project_id: str, actor: str, idempotency_key: str):
+    """Keys belong to their sender: the same key from two callers names two commands."""
+    return stable_id("command", project_id, actor, idempotency_key)
 
 
 class CommandRecord(Aggregate):
@@ -44,7 +45,7 @@ class CommandRecord(Aggregate):
         fingerprint: str,
         event_ids: tuple[str, ...],
     ) -> CommandRecord:
-        record = cls(command_key(ctx.project_id, idempotency_key))
+        record = cls(command_key(ctx.project_id, ctx.actor, idempotency_key))
         record._trigger(
             CommandAccepted,
             ctx,

@@ -79,8 +79,13 @@ def user_key(username: str):
 
 
 def default_project_of(username: str) -> str:
-    """The id of the project created with an account (usernames are never reused)."""
-    return stable_id("default-project", username).hex[:16]
+    """The id of the project created with an account (usernames are never reused). The
+    "-" keeps it out of the ids CreateProject accepts, so nobody can take it first."""
+    return "home-" + stable_id("default-project", username).hex[:12]
+
+
+# Names that would read as qledger itself in the `actor` of events.
+RESERVED_USERNAMES = frozenset({"system", "qledger", "root"})
 
 
 class User(Aggregate):
@@ -108,6 +113,8 @@ class User(Aggregate):
         if existing is not None:
             why = " by a deleted account" if existing.deleted else ""
             raise Conflict(f"username '{username}' is already taken{why}", code="username_taken")
+        if username in RESERVED_USERNAMES:
+            raise InvalidInput(f"'{username}' is reserved", code="username_reserved")
         if system_role not in SYSTEM_ROLES:
             raise InvalidInput(f"system_role must be one of {SYSTEM_ROLES}", code="invalid_role")
         user = cls(user_key(username))

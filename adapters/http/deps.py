@@ -55,6 +55,7 @@ STATUS_BY_CODE = {
     "invalid_scope": 422,
     "invalid_expiry": 422,
     "username_taken": 409,
+    "username_reserved": 422,
     "project_exists": 409,
     "already_member": 409,
     "already_owner": 409,

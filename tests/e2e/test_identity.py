@@ -13,8 +13,12 @@ import httpx
 import nats
 import pytest
 
+from adapters.eventstore import EventStore, store_location
 from adapters.security.secret_file import jwt_secret
 from adapters.security.tokens import TokenService
+from commands.models import RegisterChip
+from commands.processor import process_batch
+from tests.conftest import sub
 from tests.e2e.serving import ADMIN_PASSWORD, Serve, run_bounded
 
 PASSWORD = "s3cret-password"
@@ -357,3 +361,22 @@ def test_rules_that_protect_projects_and_admins(served: Serve):
     huge = admin.post("/api/projects", json={"name": "n", "description": "d" * 300_000})
     assert huge.status_code in (413, 422)
     assert admin.get("/api/admin/users/shorty").status_code == 404
+
+
+def test_events_recorded_before_accounts_existed_belong_to_the_first_admin(tmp_path: Path):
+    # A store written before identity existed: project `default`, no accounts at all.
+    store = EventStore(store_location(None, tmp_path))
+    [reply] = process_batch([sub(RegisterChip(chip_id="legacy", size=4))], store)
+    assert reply.status == "accepted"
+    store.close()
+
+    serve = Serve(tmp_path, None).start()  # first start of the identity-aware version
+    admin = serve.client()
+    assert admin.get("/api/auth/me").json()["default_project_id"] == "default"
+    assert admin.get("/api/chips/legacy").json()["qubit_count"] == 4
+    project = admin.get("/api/projects/default").json()
+    assert project["owner_username"] == "admin"
+    outsider = register(serve, "newcomer")
+    assert outsider["client"].get("/api/chips/legacy", headers={"X-Project-Id": "default"}).status_code == 404  # fmt: skip
+    serve.proc.send_signal(signal.SIGTERM)
+    assert serve.proc.wait(timeout=30) == 0
