@@ -67,13 +67,18 @@ class ProjectionRunner:
         pick = lambda q: round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)  # noqa: E731
         return {"p50": pick(0.50), "p99": pick(0.99)}
 
-    async def _applied(self, envs: list[dict]) -> None:
+    async def _applied(self, envs: list[dict], *, live: bool = True) -> None:
         if not envs:
             return
+        seen = self.read.position
         await asyncio.to_thread(self.read.apply, envs)
-        now = time.time()
-        self.lag_samples.append(now - _epoch(envs[0]["recorded_at"]))
-        del self.lag_samples[:-10000]
+        # Lag of the oldest event this batch added. Redelivered events (already applied)
+        # and catching up after a start or rebuild are not lag: they would skew the p99.
+        fresh = [e for e in envs if e["position"] > seen]
+        if live and fresh:
+            oldest = min(fresh, key=lambda e: e["position"])
+            self.lag_samples.append(time.time() - _epoch(oldest["recorded_at"]))
+            del self.lag_samples[:-10000]
         async with self.changed:
             self.changed.notify_all()
 
@@ -85,7 +90,7 @@ class ProjectionRunner:
             )
             if not notes:
                 return
-            await self._applied([envelope(n) for n in notes])
+            await self._applied([envelope(n) for n in notes], live=False)
 
     async def run(self) -> None:
         await ensure_stream(self.js)

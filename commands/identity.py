@@ -8,7 +8,7 @@ fingerprint, and only their argon2 hash reaches an event.
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -229,6 +229,5 @@ IDENTITY_COMMANDS: tuple[type[Command], ...] = (
 )
 
 
-def masked(command: Command) -> dict[str, Any]:
-    """The command as JSON-safe data with every secret masked (for fingerprints, logs)."""
-    return command.model_dump(mode="json", context={"mask_secrets": True})
+# Serialisation context that masks every secret (idempotency fingerprints, logs).
+MASK_SECRETS = {"mask_secrets": True}

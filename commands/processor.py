@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 
 from commands.authorization import Caller, authorize
 from commands.handlers import HANDLERS
-from commands.identity import masked
+from commands.identity import MASK_SECRETS
 from commands.models import Accepted, Command, Rejected, Reply
 from commands.ports import ConcurrencyConflict, EventStorePort, PasswordHasherPort
 from commands.unit_of_work import UnitOfWork
@@ -42,9 +41,9 @@ class Submission:
 
     @property
     def fingerprint(self) -> str:
-        # Secrets are masked: this hash is stored, and a fast hash of a password is not.
-        body = type(self.command).__name__ + json.dumps(masked(self.command), sort_keys=True)
-        return hashlib.sha256(body.encode()).hexdigest()
+        # Secrets are masked: this hash is stored, and a fast hash of a password must not be.
+        body = self.command.model_dump_json(context=MASK_SECRETS)
+        return hashlib.sha256((type(self.command).__name__ + body).encode()).hexdigest()
 
 
 @dataclass
