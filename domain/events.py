@@ -7,6 +7,7 @@ adds `position` and `recorded_at`; `type` and `schema_version` come from the cla
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -15,8 +16,11 @@ from typing import Any, ClassVar
 NAMESPACE = uuid.UUID("6f1c2d4e-8a35-4b7e-9c0d-2f4a6b8c0e12")
 
 
+@functools.lru_cache(maxsize=65536)
 def stable_id(*parts: str) -> uuid.UUID:
-    """Deterministic aggregate id from natural keys, so a lookup needs no index."""
+    """Deterministic aggregate id from natural keys, so a lookup needs no index.
+    Cached: the same few keys (the caller, the project, the chip, busy series) come back
+    with every command, and uuid5 costs ~10 us each time."""
     return uuid.uuid5(NAMESPACE, "\x1f".join(parts))
 
 
