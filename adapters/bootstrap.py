@@ -44,9 +44,11 @@ from commands.identity import BootstrapSystem
 from commands.models import Accepted, Command, Rejected, Reply
 from commands.ports import StoreUnavailable
 from commands.processor import Submission, process_batch
+from config.catalog import ConfigFileError, load_metrics, load_policy
 from config.settings import Settings
 from domain.access import DEFAULT_PROJECT, SYSTEM
 from domain.events import CommandContext
+from domain.metrics import MetricCatalog, PolicyRule
 from domain.projects import Project, project_key
 from projections.registry import all_projectors
 
@@ -162,6 +164,14 @@ def ensure_first_admin(settings: Settings, store: EventStore, passwords: Passwor
         )
 
 
+def load_catalogs(settings: Settings) -> tuple[MetricCatalog, tuple[PolicyRule, ...]]:
+    """metrics.yaml and policy.yaml, or stop the start naming the file and line."""
+    try:
+        return load_metrics(settings.metrics_config), load_policy(settings.policy_config)
+    except ConfigFileError as err:
+        raise SystemExit(f"qledger: configuration refused:\n{err}") from None
+
+
 def projection_durable(settings: Settings) -> str:
     """One durable consumer per read-model file: query nodes must not share one, or each
     would see only part of the stream."""
@@ -204,7 +214,11 @@ def _query_app(
             "event_store": store.location.description,
         }
 
+    catalog, policy = load_catalogs(settings)
     return create_app(
+        catalog=catalog,
+        policy=policy,
+        timezone=settings.timezone,
         gateway=NatsGateway(nc),
         read=read,
         runner=runner,
@@ -367,6 +381,8 @@ def run_serve(settings: Settings, roles: set[str]) -> None:
     # default 5 ms switch interval a busy event loop makes it wait that long each time.
     sys.setswitchinterval(0.0005)
     lock_name = "qledger" if roles == set(ROLES) else "qledger-" + "-".join(sorted(roles))
+    if "query" in roles:
+        load_catalogs(settings)  # a bad file stops the start before anything runs
     with data_dir_lock(settings.data_dir, lock_name):
         if roles != set(ROLES):
             if not settings.nats_url:

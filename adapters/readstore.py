@@ -17,6 +17,10 @@ import duckdb
 from projections.base import Envelope, Projector, Table
 
 POSITIONS = Table("projector_position", (("name", "VARCHAR"), ("position", "BIGINT")))
+# The table layout each projector's rows were written with. A projector whose layout
+# changed has its tables dropped and refilled from position 0 by the runner's catch-up,
+# so an upgrade never serves rows of the old shape (nor fails on a missing column).
+SCHEMAS = Table("projector_schema", (("name", "VARCHAR"), ("version", "INTEGER")))
 
 
 class _Tx:
@@ -41,6 +45,11 @@ class _Tx:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(sql, list(params))
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self.cursor.execute(sql, list(params))
+        cols = [d[0] for d in self.cursor.description]
+        return [dict(zip(cols, r, strict=True)) for r in self.cursor.fetchall()]
 
 
 def lock_read_models(path: Path):
@@ -71,10 +80,14 @@ class ReadStore:
         self._cursor_lock = threading.Lock()  # a connection hands out cursors one at a time
         with self._write_lock:
             cur = self.conn.cursor()
-            for table in (POSITIONS, *(t for p in projectors for t in p.tables)):
+            for table in (POSITIONS, SCHEMAS):
                 for stmt in table.ddl():
                     cur.execute(stmt)
             known = dict(cur.execute("SELECT name, position FROM projector_position").fetchall())
+            self._migrate(cur, known)
+            for table in (t for p in projectors for t in p.tables):
+                for stmt in table.ddl():
+                    cur.execute(stmt)
             for p in projectors:
                 if p.name not in known:
                     cur.execute("INSERT INTO projector_position VALUES (?, 0)", [p.name])
@@ -82,6 +95,25 @@ class ReadStore:
         # Bumped whenever a projector's tables change: lets caches built from them (the
         # identity directory) reload only then.
         self.generations = {p.name: 0 for p in projectors}
+
+    def _migrate(self, cur: duckdb.DuckDBPyConnection, known: dict[str, int]) -> None:
+        """Drop and reset the tables of every projector whose layout changed."""
+        stored = dict(cur.execute("SELECT name, version FROM projector_schema").fetchall())
+        cur.execute("BEGIN TRANSACTION")
+        for p in self.projectors:
+            # A file from before layouts were recorded holds version 1 of every projector.
+            was = stored.get(p.name, 1 if p.name in known else p.schema_version)
+            if was != p.schema_version:
+                for table in p.tables:
+                    cur.execute(f"DROP TABLE IF EXISTS {table.name}")
+                cur.execute("UPDATE projector_position SET position = 0 WHERE name = ?", [p.name])
+                known[p.name] = 0
+            if stored.get(p.name) != p.schema_version:
+                cur.execute("DELETE FROM projector_schema WHERE name = ?", [p.name])
+                cur.execute(
+                    "INSERT INTO projector_schema VALUES (?, ?)", [p.name, p.schema_version]
+                )
+        cur.execute("COMMIT")
 
     @property
     def position(self) -> int:

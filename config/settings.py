@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,8 +35,28 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         None, description="HS256 key (>= 32 chars); unset: generated into data_dir/jwt.secret"
     )
+    metrics_config: Path = Field(
+        Path(__file__).parent / "metrics.yaml", description="metric titles, units, evaluation"
+    )
+    policy_config: Path = Field(
+        Path(__file__).parent / "policy.yaml", description="policy rules on current versions"
+    )
+    timezone: str = Field(
+        "UTC", description="IANA zone for YYYYMMDD dates and naive times when a query has no tz"
+    )
     access_token_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_days: int = Field(7, ge=1, le=90)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Asia/Tokyo)"
+            ) from None
+        return value
 
     @property
     def duckdb_path(self) -> Path:

@@ -51,6 +51,20 @@ class ViewTx(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Read inside the transaction (sees this batch's own writes)."""
+        ...
+
+
+class QueryError(Exception):
+    """A query that can't be answered as asked; `code` is stable, the adapter picks the
+    status (unknown things are 404, ill-posed questions 422)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
 
 class ViewReader(Protocol):
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
@@ -60,6 +74,9 @@ class Projector:
     name: ClassVar[str]
     handles: ClassVar[frozenset[str]]
     tables: ClassVar[tuple[Table, ...]]
+    # Bump when `tables` or the meaning of their rows change: the read side then drops
+    # this projector's tables and replays the store into them.
+    schema_version: ClassVar[int] = 1
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
         raise NotImplementedError

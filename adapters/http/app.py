@@ -13,6 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.http import admin, chips, executions, projects, provenance
 from adapters.http import auth as auth_routes
+from domain.metrics import MetricCatalog, PolicyRule
+from projections.base import QueryError
+from projections.lineage import ProvenanceGraph
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,9 @@ def create_app(
     health: Any,
     read_wait_seconds: float,
     auth: Any,
+    catalog: MetricCatalog,
+    policy: tuple[PolicyRule, ...],
+    timezone: str = "UTC",
 ) -> FastAPI:
     app = FastAPI(
         title="qledger",
@@ -37,6 +43,10 @@ def create_app(
     app.state.runner = runner
     app.state.read_wait_seconds = read_wait_seconds
     app.state.auth = auth
+    app.state.catalog = catalog
+    app.state.policy = policy
+    app.state.timezone = timezone
+    app.state.graph = ProvenanceGraph()
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -48,6 +58,11 @@ def create_app(
         return JSONResponse(
             body, status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
+
+    @app.exception_handler(QueryError)
+    async def query_error(_: Request, exc: QueryError) -> JSONResponse:
+        status = 404 if exc.code.endswith("not_found") or exc.code.startswith("unknown_") else 422
+        return JSONResponse({"code": exc.code, "message": exc.message}, status_code=status)
 
     @app.exception_handler(ValidationError)  # a command built from path parameters
     @app.exception_handler(RequestValidationError)

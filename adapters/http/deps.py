@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel
@@ -11,6 +13,7 @@ from pydantic import BaseModel
 from adapters.http.security import ProjectId, WritableProject, credential_headers
 from adapters.readstore import ReadStore
 from commands.models import Accepted, Command, Rejected, Reply
+from projections.provenance import Moment
 
 # How a rejected command's code maps to HTTP. Unlisted codes are 400.
 STATUS_BY_CODE = {
@@ -87,6 +90,39 @@ class Waiter(Protocol):
     stalled: str | None
 
     async def wait_for(self, position: int, timeout: float) -> bool: ...
+
+
+def zone(request: Request, tz: str | None = None) -> ZoneInfo:
+    """The zone of YYYYMMDD dates and naive times: `tz`, else the server's setting."""
+    name = tz or request.app.state.timezone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(422, "invalid_timezone", f"unknown time zone {name!r}") from None
+
+
+Zone = Annotated[ZoneInfo, Depends(zone)]
+
+
+def moment(
+    tz: Zone,
+    as_of: Annotated[
+        datetime | None,
+        Query(description="answer with the state the lab had at this instant (ISO 8601)"),
+    ] = None,
+) -> Moment:
+    """Time travel: every dashboard query can be asked as of a past instant."""
+    if as_of is None:
+        return Moment()
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=tz)
+    as_of = as_of.astimezone(UTC)
+    if as_of > datetime.now(UTC):
+        raise ApiError(422, "as_of_in_future", f"as_of {as_of.isoformat()} is in the future")
+    return Moment(as_of)
+
+
+AsOf = Annotated[Moment, Depends(moment)]
 
 
 def read_models(request: Request) -> ReadStore:

@@ -101,6 +101,21 @@ ACCESS = {
     ("POST", "/api/executions/{flow_run_id}/cancel"): EDITOR,
     ("GET", "/api/provenance/entities/{entity_id}"): VIEWER,
     ("GET", "/api/provenance/history"): VIEWER,
+    **{
+        ("GET", f"/api/provenance/{p}"): VIEWER
+        for p in (
+            "lineage/{entity_id}",
+            "impact/{entity_id}",
+            "compare",
+            "stats",
+            "executions",
+            "changes",
+            "degradation-trends",
+            "recommendations/{entity_id}",
+            "policy/violations",
+            "policy/impact/{entity_id}",
+        )
+    },  # fmt: skip
     # Last: they delete the walk's project or end the callers' sessions.
     ("DELETE", "/api/projects/{project_id}"): OWNER,
     ("DELETE", "/api/admin/projects/{project_id}"): ADMIN,
@@ -204,6 +219,25 @@ def test_two_teams_work_side_by_side_over_http_and_nats(served: Serve):
     seen = b.get("/api/executions/run-1", params={"min_position": bobs_own["position"]})
     assert seen.status_code == 200
     assert a.get("/api/executions/run-1").status_code == 404  # not in Alice's project
+
+    # The same execution and task ids in both projects give the same entity id: each
+    # team's provenance queries (lineage traversal included) see only its own version.
+    entity = "t1:0:same:t"
+    for client, value in ((a, 11.0), (b, 22.0)):
+        r = client.post("/api/executions", json={"chip_id": "Q64", "execution_id": "same"})
+        assert r.status_code == 200, r.text
+        r = client.post("/api/executions/same/tasks", json={
+            "task_id": "t", "task_name": "CheckT1", "qid": "0",
+            "output_parameters": {"t1": {"value": value}},
+            "start_at": "2026-01-01T00:00:00Z", "end_at": "2026-01-01T00:01:00Z"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        position = r.json()["position"]
+    for client, value in ((a, 11.0), (b, 22.0)):
+        lin = client.get(f"/api/provenance/lineage/{entity}", params={"min_position": position})
+        assert lin.json()["origin"]["entity"]["value"] == value
+        assert client.get("/api/provenance/stats").json()["total_entities"] == 1
+        history = client.get("/api/provenance/history", params={"parameter_name": "t1", "qid": "0"})
+        assert [v["value"] for v in history.json()["versions"]] == [value]
 
 
 def test_an_fpga_bridge_works_with_an_api_key_alone(served: Serve):

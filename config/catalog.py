@@ -1,0 +1,155 @@
+"""metrics.yaml and policy.yaml: read once at start-up, validated strictly.
+
+A typo in a lab's configuration must not silently turn a check off, so unknown keys,
+wrong types and bad values stop the start with the file and line of the offending node.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from domain.metrics import (
+    EvaluationMode,
+    MetricCatalog,
+    MetricDefinition,
+    PolicyRule,
+    Severity,
+)
+
+HERE = Path(__file__).parent
+DEFAULT_METRICS = HERE / "metrics.yaml"
+DEFAULT_POLICY = HERE / "policy.yaml"
+
+
+class ConfigFileError(ValueError):
+    """A configuration file that qledger refuses to start with."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Evaluation(_Strict):
+    mode: EvaluationMode = EvaluationMode.NONE
+
+
+class _Metric(_Strict):
+    title: str
+    unit: str = ""
+    scale: float = Field(1.0, gt=0)
+    description: str = ""
+    evaluation: _Evaluation = _Evaluation()
+    thresholds: dict[Literal["good", "bad"], float] = {}
+
+
+class _MetricsFile(_Strict):
+    qubit_metrics: dict[str, _Metric]
+    coupling_metrics: dict[str, _Metric] = {}
+    color_scale: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _one_meaning_per_name(self) -> _MetricsFile:
+        both = set(self.qubit_metrics) & set(self.coupling_metrics)
+        if both:
+            raise ValueError(f"defined as both qubit and coupling metric: {sorted(both)}")
+        return self
+
+
+class _Rule(_Strict):
+    parameter: str
+    severity: Severity = Severity.WARN
+    min: float | None = None
+    max: float | None = None
+    staleness_hours: float | None = Field(None, gt=0)
+    uncertainty_ratio: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _checks_something(self) -> _Rule:
+        if all(
+            v is None for v in (self.min, self.max, self.staleness_hours, self.uncertainty_ratio)
+        ):
+            raise ValueError("a rule needs min, max, staleness_hours or uncertainty_ratio")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class _PolicyFile(_Strict):
+    rules: list[_Rule] = []
+
+
+def _plain(node: yaml.Node) -> Any:
+    return yaml.safe_load(yaml.serialize(node)) if node is not None else None
+
+
+def _node_at(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
+    """The deepest YAML node along a pydantic error location (for its line number)."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not match:
+                return node
+            key, node = match[0]
+            if part == loc[-1]:
+                return key  # an unknown key or a bad value: the key's line names it
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return node
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _load(path: Path, model: type[_Strict]) -> _Strict:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigFileError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        raise ConfigFileError(f"{path}: not valid YAML: {err}") from None
+    if root is None:
+        raise ConfigFileError(f"{path}:1: the file is empty")
+    try:
+        return model.model_validate(_plain(root))
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            loc = tuple(p for p in e["loc"] if not isinstance(p, str) or not p.startswith("["))
+            node = _node_at(root, loc)
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            lines.append(f"{path}:{node.start_mark.line + 1}: {where}: {msg}")
+        raise ConfigFileError("\n".join(lines)) from None
+
+
+def load_metrics(path: Path = DEFAULT_METRICS) -> MetricCatalog:
+    parsed = _load(path, _MetricsFile)
+    assert isinstance(parsed, _MetricsFile)
+    metrics: dict[str, MetricDefinition] = {}
+    for target, group in (("qubit", parsed.qubit_metrics), ("coupling", parsed.coupling_metrics)):
+        for key, m in group.items():
+            metrics[key] = MetricDefinition(
+                key=key,
+                target=target,
+                title=m.title,
+                unit=m.unit,
+                scale=m.scale,
+                evaluation=m.evaluation.mode,
+                description=m.description,
+                thresholds=dict(m.thresholds),
+            )
+    return MetricCatalog(metrics=metrics, color_scale=dict(parsed.color_scale))
+
+
+def load_policy(path: Path = DEFAULT_POLICY) -> tuple[PolicyRule, ...]:
+    parsed = _load(path, _PolicyFile)
+    assert isinstance(parsed, _PolicyFile)
+    return tuple(PolicyRule(**r.model_dump()) for r in parsed.rules)
