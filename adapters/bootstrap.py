@@ -247,6 +247,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
     tasks: list[asyncio.Task] = []
     relay = Relay(store, nc) if "relay" in roles else None
     writer = broker = read = server = None
+    warm: asyncio.Task | None = None
     if relay is not None:
         await relay.listen_for_commits()
     if "command" in roles:
@@ -288,6 +289,8 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         if server is not None:
             tasks.append(asyncio.create_task(runner.run(), name="projections"))
             tasks.append(asyncio.create_task(server.serve(), name="http"))
+            # Not in `tasks`: it ends by design, and an ended task there means a dead part.
+            warm = asyncio.create_task(_warm_lineage_graph(server, read, runner, store))
         for child in children:
             tasks.append(
                 asyncio.create_task(asyncio.to_thread(child.wait), name=f"child {child.pid}")
@@ -320,9 +323,9 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
                 await asyncio.to_thread(_wait_or_kill, child)
-        for task in tasks:
+        for task in (*tasks, *([warm] if warm else [])):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *([warm] if warm else []), return_exceptions=True)
         # close, not drain: drain waits on the pull and publish-ack inboxes until it times out.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.close(), 5)
@@ -330,6 +333,23 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         if read is not None:
             read.close()
         log.info("stopped %s", sorted(roles))
+
+
+async def _warm_lineage_graph(server, read: ReadStore, runner, store: EventStore) -> None:
+    """Load the lineage graph once the read models have caught up, so the first lineage
+    query does not pay for it (about 10 s at 500k relations)."""
+    head = await asyncio.to_thread(store.max_position)
+    while not await runner.wait_for(head, 5.0):
+        pass
+    graph = server.config.app.state.graph
+
+    def load() -> None:
+        with graph.lock:
+            graph.refresh(read)
+
+    started = time.monotonic()
+    await asyncio.to_thread(load)
+    log.info("lineage graph loaded in %.1f s", time.monotonic() - started)
 
 
 async def _open_store(settings: Settings) -> EventStore:

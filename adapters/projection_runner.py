@@ -112,7 +112,11 @@ class ProjectionRunner:
                         with contextlib.suppress(Exception):
                             await self._ensure_consumer()
                     continue
-                envs = [orjson.loads(m.data) for m in msgs]
+                # Events the read model already holds (the stream replaying a store the
+                # read model caught up from at start) are skipped unparsed: Nats-Msg-Id is
+                # the store position.
+                seen = self.read.position
+                envs = [orjson.loads(m.data) for m in msgs if _position(m) > seen]
                 if applying is not None:
                     await applying
                 applying = asyncio.create_task(self._apply_and_ack(envs, msgs))
@@ -157,6 +161,13 @@ class ProjectionRunner:
                 await msgs[-1].in_progress()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+
+def _position(msg) -> float:
+    try:
+        return int(msg.headers["Nats-Msg-Id"])
+    except (TypeError, KeyError, ValueError):
+        return float("inf")  # no usable header: parse it, apply() dedupes by position
 
 
 def _epoch(iso: str) -> float:

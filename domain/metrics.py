@@ -79,6 +79,11 @@ class Trend:
     sig_falls: int = 0
     ref: float | None = None
     ref_error: float | None = None
+    # Versions from the start of the significant streak to the last significant value,
+    # and noise versions after it: the streak's values are the last sig_span + since_ref
+    # + 1 versions, so a reader fetches exactly those.
+    sig_span: int = 0
+    since_ref: int = 0
 
     def worsening(self, mode: EvaluationMode, *, significance: bool) -> int:
         """The current streak of worsening steps under `mode`."""
@@ -98,22 +103,31 @@ def next_trend(before: Trend | None, value: float | None, error: float | None) -
     falls = before.falls + 1 if value < before.value else 0
     assert before.ref is not None
     if abs(value - before.ref) < combined_error(error, before.ref_error):
-        sig = (before.sig_rises, before.sig_falls, before.ref, before.ref_error)
-    else:
-        sig = (
-            before.sig_rises + 1 if value > before.ref else 0,
-            before.sig_falls + 1 if value < before.ref else 0,
-            value,
-            error,
+        return Trend(
+            value=value,
+            rises=rises,
+            falls=falls,
+            sig_rises=before.sig_rises,
+            sig_falls=before.sig_falls,
+            ref=before.ref,
+            ref_error=before.ref_error,
+            sig_span=before.sig_span,
+            since_ref=before.since_ref + 1,
         )
+    sig_rises = before.sig_rises + 1 if value > before.ref else 0
+    sig_falls = before.sig_falls + 1 if value < before.ref else 0
+    step = before.since_ref + 1  # versions from the previous significant value to this one
+    extends = (sig_rises and before.sig_rises) or (sig_falls and before.sig_falls)
     return Trend(
         value=value,
         rises=rises,
         falls=falls,
-        sig_rises=sig[0],
-        sig_falls=sig[1],
-        ref=sig[2],
-        ref_error=sig[3],
+        sig_rises=sig_rises,
+        sig_falls=sig_falls,
+        ref=value,
+        ref_error=error,
+        sig_span=(before.sig_span + step if extends else step) if sig_rises or sig_falls else 0,
+        since_ref=0,
     )
 
 

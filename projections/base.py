@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
 import orjson
@@ -17,9 +17,16 @@ import orjson
 Envelope = dict[str, Any]
 
 
+def utc(moment: datetime) -> datetime:
+    """A read-model time as an aware UTC datetime. Queries that return many rows select
+    TIMESTAMPTZ columns as naive UTC (`col::TIMESTAMP`): DuckDB's tz-aware conversion
+    costs about 5 us a value, more than the rest of the row."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def iso(moment: datetime | None) -> str | None:
-    """Timestamps leave the read models as ISO 8601 strings, as the API references show."""
-    return moment.isoformat() if moment is not None else None
+    """Timestamps leave the read models as ISO 8601 strings with an explicit offset."""
+    return utc(moment).isoformat() if moment is not None else None
 
 
 def to_json(value: Any) -> str:

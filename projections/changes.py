@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from projections.base import QueryError, ViewReader, iso
-from projections.provenance import NOW, Moment, version_dict
+from projections.provenance import NOW, ROW, Moment, version_dict
 
 
 def delta(after: Any, before: Any) -> tuple[float | None, float | None]:
@@ -32,10 +32,9 @@ def stats(db: ViewReader, project_id: str, at: Moment = NOW) -> dict[str, Any]:
             [project_id, *rp],
         )
     }
+    # Every task result is an activity (one that failed or read and wrote nothing too).
     activities = db.rows(
-        "SELECT count(DISTINCT CASE relation WHEN 'used' THEN subject ELSE object END) AS n"
-        " FROM prov_relation WHERE project_id = ? AND relation IN ('used', 'wasGeneratedBy')"
-        f" AND {rel_known}",
+        f"SELECT count(*) AS n FROM task_result WHERE project_id = ? AND {rel_known}",
         [project_id, *rp],
     )[0]["n"]
     entities = db.rows(
@@ -43,8 +42,8 @@ def stats(db: ViewReader, project_id: str, at: Moment = NOW) -> dict[str, Any]:
         [project_id, *kp],
     )[0]["n"]
     recent = db.rows(
-        f"SELECT * FROM parameter_version WHERE project_id = ? AND {known}"
-        " ORDER BY valid_from DESC, position DESC LIMIT 10",
+        f"SELECT {ROW} FROM parameter_version WHERE project_id = ? AND {known}"
+        " ORDER BY parameter_version.valid_from DESC, position DESC LIMIT 10",
         [project_id, *kp],
     )
     return {
@@ -61,7 +60,7 @@ def recent_executions(
 ) -> dict[str, Any]:
     known, kp = at.known()
     rows = db.rows(
-        "SELECT execution_id, max(valid_from) AS valid_from FROM parameter_version"
+        "SELECT execution_id, max(valid_from)::TIMESTAMP AS valid_from FROM parameter_version"
         f" WHERE project_id = ? AND {known} GROUP BY execution_id"
         " ORDER BY valid_from DESC, execution_id LIMIT ?",
         [project_id, *kp, limit],
@@ -96,7 +95,7 @@ def recent_changes(
     total = db.rows(f"SELECT count(*) AS n {source}", params)[0]["n"]
     rows = db.rows(
         "SELECT v.entity_id, v.parameter_name, v.qid, v.chip_id, v.value_json, v.unit,"
-        " v.version, v.valid_from, v.task_name, v.execution_id, v.error,"
+        " v.version, v.valid_from::TIMESTAMP AS valid_from, v.task_name, v.execution_id, v.error,"
         f" p.value_json AS previous_json, p.error AS previous_error {source}"
         " ORDER BY v.valid_from DESC, v.position DESC LIMIT ?",
         [*params, limit],

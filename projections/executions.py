@@ -45,9 +45,10 @@ TASK = Table(
         ("run_json", "VARCHAR"),
         ("start_at", "TIMESTAMPTZ"),
         ("end_at", "TIMESTAMPTZ"),
+        ("recorded_at", "TIMESTAMPTZ"),
         ("position", "BIGINT"),
     ),
-    (("project_id", "task_id"), ("project_id", "execution_id")),
+    (("project_id", "task_id"), ("project_id", "execution_id"), ("task_id",)),
 )
 
 
@@ -61,6 +62,7 @@ class ExecutionProjector(Projector):
         }
     )
     tables = (EXECUTION, TASK)
+    schema_version = 2
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
         tasks = []
@@ -83,6 +85,7 @@ class ExecutionProjector(Projector):
                         "run_json": to_json(p["run_parameters"]),
                         "start_at": p["start_at"],
                         "end_at": p["end_at"],
+                        "recorded_at": env["recorded_at"],
                         "position": env["position"],
                     }
                 )

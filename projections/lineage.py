@@ -102,18 +102,21 @@ def _walk(
 
 
 def _activities(db: ViewReader, project_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Task details of activities "<execution_id>:<task_id>" (ids never contain ":")."""
     if not ids:
         return {}
+    wanted = set(ids)
     rows = db.rows(
-        "SELECT execution_id || ':' || task_id AS activity_id, execution_id, task_id,"
-        " task_name, qid, status, start_at, end_at FROM task_result WHERE project_id = ?"
-        " AND execution_id || ':' || task_id IN (SELECT unnest(?::VARCHAR[]))",
-        [project_id, ids],
+        "SELECT execution_id, task_id, task_name, qid, status, start_at, end_at FROM task_result"
+        " WHERE task_id IN (SELECT unnest(?::VARCHAR[])) AND project_id = ?",
+        [list({i.split(":", 1)[1] for i in ids}), project_id],
     )
-    return {
-        r["activity_id"]: {**r, "start_at": iso(r["start_at"]), "end_at": iso(r["end_at"])}
-        for r in rows
-    }
+    out = {}
+    for r in rows:
+        key = f"{r['execution_id']}:{r['task_id']}"
+        if key in wanted:
+            out[key] = {"activity_id": key, **r, "start_at": iso(r["start_at"]), "end_at": iso(r["end_at"])}  # fmt: skip
+    return out
 
 
 def _traverse(

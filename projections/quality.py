@@ -3,14 +3,15 @@ evaluation mode) and policy violations of the current versions, as of a `Moment`
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
 from domain.metrics import EvaluationMode, MetricCatalog, PolicyRule, Severity, check_policy
-from projections.base import ViewReader, iso
+from projections.base import ViewReader, iso, utc
 from projections.changes import delta
-from projections.provenance import NOW, Moment
+from projections.provenance import NOW, ROW, Moment
 
 # The per-version trend column that counts worsening steps under each mode.
 _WORSENING = {
@@ -51,48 +52,79 @@ def degradation_trends(
 def _worsening(db, project_id, names, mode, min_streak, chip_id, significance, at):
     col = _WORSENING[(mode, significance)]
     source, sp = at.current(project_id)
-    known, kp = at.known("v")
-    where, params = f"parameter_name IN (SELECT unnest(?::VARCHAR[])) AND {col} >= ?", [names, min_streak]  # fmt: skip
+    where = f"parameter_name IN (SELECT unnest(?::VARCHAR[])) AND {col} >= ?"
+    params: list[Any] = [names, min_streak]
     if chip_id:
         where += " AND chip_id = ?"
         params.append(chip_id)
-    # The streak starts at the newest version (at or before the current one) whose
-    # counter was 0; with significance, at a significant value (its own reference).
-    start_cond = f"v.{col} = 0" + (" AND v.value_num = v.sig_ref" if significance else "")
-    rows = db.rows(
-        f"WITH hit AS (SELECT * FROM {source} WHERE {where}),"
-        " start AS (SELECT v.series, max(v.version) AS first FROM parameter_version v"
-        f" JOIN hit h ON v.series = h.series AND v.version <= h.version WHERE {start_cond}"
-        f" AND {known} GROUP BY v.series)"
-        " SELECT h.series, h.parameter_name, h.qid, h.chip_id, h.unit, h.entity_id,"
-        f" h.valid_from, h.{col} AS streak,"
-        " list(v.value_num ORDER BY v.version) AS vals FROM hit h JOIN start s USING (series)"
-        " JOIN parameter_version v ON v.series = h.series AND v.version BETWEEN s.first"
-        " AND h.version GROUP BY ALL",
-        [*sp, *params, *kp],
+    hits = db.rows(
+        f"SELECT {ROW}, {col}, sig_span, since_ref FROM {source} WHERE {where}", [*sp, *params]
     )
+    if not hits:
+        return []
+    # The streak's versions: a plain streak of n steps is the last n + 1; a significant
+    # one also spans noise steps, which the trend counts (sig_span, since_ref).
+    known, kp = at.known("v")
+    lows = [
+        h["version"] - (h["sig_span"] + h["since_ref"] if significance else h[col]) for h in hits
+    ]
+    history: dict[str, list[float]] = {}
+    for r in db.rows(
+        "SELECT v.series, v.value_num FROM parameter_version v JOIN (SELECT"
+        " unnest(?::VARCHAR[]) AS series, unnest(?::INTEGER[]) AS low, unnest(?::INTEGER[])"
+        " AS high) b ON v.series = b.series AND v.version BETWEEN b.low AND b.high"
+        f" WHERE {known} ORDER BY v.series, v.version",
+        [[h["series"] for h in hits], lows, [h["version"] for h in hits], *kp],
+    ):
+        history.setdefault(r["series"], []).append(r["value_num"])
     out = []
-    for r in rows:
-        values = r["vals"]
+    for h in hits:
+        values = history[h["series"]]
         total, pct = delta(values[-1], values[0])
         out.append(
             {
-                "parameter_name": r["parameter_name"],
-                "qid": r["qid"],
-                "chip_id": r["chip_id"],
+                "parameter_name": h["parameter_name"],
+                "qid": h["qid"],
+                "chip_id": h["chip_id"],
                 "evaluation_mode": mode.value,
-                "streak_count": r["streak"],
+                "streak_count": h[col],
                 "total_delta": total,
                 "total_delta_percent": pct,
-                "delta_per_step": total / r["streak"] if total is not None else None,
+                "delta_per_step": total / h[col] if total is not None else None,
                 "current_value": values[-1],
-                "current_entity_id": r["entity_id"],
-                "unit": r["unit"],
+                "current_entity_id": h["entity_id"],
+                "unit": h["unit"],
                 "values": values,
-                "valid_from": iso(r["valid_from"]),
+                "valid_from": iso(h["valid_from"]),
             }
         )
     return out
+
+
+def _candidates(by_param: dict[str, list[PolicyRule]], now: datetime) -> tuple[str, list[Any]]:
+    """A SQL filter that keeps every version a rule could flag (non-strict, so a superset:
+    `check_policy` decides), so only those rows are read into Python."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for name, rules in by_param.items():
+        conds: list[str] = []
+        values: list[Any] = [name]
+        for rule in rules:
+            if rule.min is not None:
+                conds.append("value_num <= ?")
+                values.append(rule.min)
+            if rule.max is not None:
+                conds.append("value_num >= ?")
+                values.append(rule.max)
+            if rule.staleness_hours is not None:
+                conds.append("valid_from <= ?")
+                values.append(now - timedelta(hours=rule.staleness_hours))
+            if rule.uncertainty_ratio is not None:
+                conds.append("abs(error) >= ? * abs(value_num)")
+                values.append(rule.uncertainty_ratio)
+        clauses.append(f"(parameter_name = ? AND ({' OR '.join(conds)}))")
+        params += values
+    return "(" + " OR ".join(clauses) + ")", params
 
 
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARN: 1, Severity.INFO: 2}
@@ -120,8 +152,7 @@ def policy_violations(
     if not by_param or entity_ids == []:
         return {"violations": [], "total_count": 0}
     source, sp = at.current(project_id)
-    where = "parameter_name IN (SELECT unnest(?::VARCHAR[]))"
-    params: list[Any] = [list(by_param)]
+    where, params = _candidates(by_param, at.now)
     if chip_id:
         where += " AND chip_id = ?"
         params.append(chip_id)
@@ -131,7 +162,7 @@ def policy_violations(
             " AND entity_id IN (SELECT unnest(?::VARCHAR[])))"
         )
         params += [project_id, entity_ids]
-    rows = db.rows(f"SELECT * FROM {source} WHERE {where}", [*sp, *params])
+    rows = db.rows(f"SELECT {ROW} FROM {source} WHERE {where}", [*sp, *params])
     found = []
     for r in rows:
         value = orjson.loads(r["value_json"])
@@ -141,7 +172,7 @@ def policy_violations(
                 value=value,
                 error=r["error"],
                 unit=r["unit"],
-                valid_from=r["valid_from"],
+                valid_from=utc(r["valid_from"]),
                 now=at.now,
             ):
                 found.append(
