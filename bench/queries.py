@@ -44,7 +44,7 @@ from commands.processor import Submission, process_batch
 from config.catalog import load_metrics, load_policy
 from domain.access import SYSTEM
 from domain.events import CommandContext
-from projections import changes, lineage, quality
+from projections import changes, lineage, metrics, quality
 from projections import provenance as q
 
 SIDE = 16
@@ -211,6 +211,21 @@ def main() -> None:
             f"/api/provenance/recommendations/{rng.choice(freq_ids)}",
             {"max_depth": 20},
         ),  # fmt: skip
+        "heatmap (t1)": lambda: ("/api/chips/256Q/metrics/heatmap/t1", {}),
+        "metrics summary": lambda: ("/api/chips/256Q/metrics/summary", {}),
+        "chip metrics, latest": lambda: ("/api/metrics/chips/256Q/metrics", {}),
+        "chip metrics, best 7 days": lambda: (
+            "/api/metrics/chips/256Q/metrics",
+            {"selection_mode": "best", "within_hours": 168},
+        ),
+        "chip metrics, average 7 days": lambda: (
+            "/api/metrics/chips/256Q/metrics",
+            {"selection_mode": "average", "within_hours": 168},
+        ),
+        "metric history (one qubit)": lambda: (
+            f"/api/metrics/chips/256Q/qubits/{rng.randrange(QUBITS)}/history",
+            {"metric": "t1"},
+        ),
         "degradation trends": lambda: ("/api/provenance/degradation-trends", {"min_streak": 3}),
         "degradation trends, as_of": lambda: (
             "/api/provenance/degradation-trends",
@@ -268,6 +283,26 @@ def main() -> None:
         "recommendations": lambda: lineage.recommendations(
             db, graph, "default", rng.choice(freq_ids), max_depth=20
         ),  # fmt: skip
+        "heatmap (t1)": lambda: metrics.heatmap(db, "default", "256Q", catalog.metrics["t1"]),
+        "metrics summary": lambda: metrics.summary(db, "default", "256Q", catalog),
+        "chip metrics, latest": lambda: metrics.chip_metrics(
+            db, "default", "256Q", catalog, selection_mode="latest", within_hours=None
+        ),
+        "chip metrics, best 7 days": lambda: metrics.chip_metrics(
+            db, "default", "256Q", catalog, selection_mode="best", within_hours=168
+        ),
+        "chip metrics, average 7 days": lambda: metrics.chip_metrics(
+            db, "default", "256Q", catalog, selection_mode="average", within_hours=168
+        ),
+        "metric history (one qubit)": lambda: metrics.metric_history(
+            db,
+            "default",
+            "256Q",
+            str(rng.randrange(QUBITS)),
+            catalog.metrics["t1"],
+            limit=None,
+            within_days=None,
+        ),
         "degradation trends": lambda: quality.degradation_trends(
             db, "default", catalog, min_streak=3, limit=50
         ),  # fmt: skip

@@ -115,7 +115,19 @@ ACCESS = {
             "policy/violations",
             "policy/impact/{entity_id}",
         )
-    },  # fmt: skip
+    },
+    **{
+        ("GET", p): VIEWER
+        for p in (
+            "/api/metrics/config",
+            "/api/metrics/chips/{chip_id}/metrics",
+            "/api/metrics/chips/{chip_id}/qubits/{qid}/history",
+            "/api/metrics/chips/{chip_id}/couplings/{coupling_id}/history",
+            "/api/chips/{chip_id}/metrics/summary",
+            "/api/chips/{chip_id}/metrics/heatmap/{metric}",
+            "/api/chips/{chip_id}/dates",
+        )
+    },
     # Last: they delete the walk's project or end the callers' sessions.
     ("DELETE", "/api/projects/{project_id}"): OWNER,
     ("DELETE", "/api/admin/projects/{project_id}"): ADMIN,
@@ -162,7 +174,7 @@ def test_every_route_refuses_exactly_the_callers_it_should(served: Serve):
         params = {"project_id": project, "username": "nobody-here", "key_id": "0" * 16}
         if path == "/api/admin/projects/{project_id}":  # the walked one is deleted by now
             params["project_id"] = spare
-        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id")})  # fmt: skip
+        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id", "metric")})  # fmt: skip
         for caller in (None, "viewer", "editor", "other", "admin"):
             headers = {"X-Project-Id": project}
             if caller is not None:

@@ -1,4 +1,5 @@
-"""Golden tests of the provenance queries against a running `qledger serve`.
+"""Golden tests of the dashboard queries (provenance, metrics, chip metric views) against
+a running `qledger serve`.
 
 A generated calibration history of a 64-qubit chip (six daily executions, four tasks per
 qubit, a cross-resonance task on some couplings) goes in as commands over NATS; the
@@ -12,11 +13,13 @@ import asyncio
 import json
 import random
 import signal
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -143,7 +146,8 @@ async def load_history(serve: Serve, history: History) -> int:
         await send(nc, "qledger.cmd.chip.register", {"chip_id": "64Q", "size": QUBITS}, token)
         await send(nc, "qledger.cmd.chip.register", {"chip_id": "4Q", "size": 4}, token)
         for day in range(DAYS):
-            start = {"execution_id": f"d{day}", "chip_id": "64Q", "name": f"day {day}"}
+            start = {"execution_id": f"d{day}", "chip_id": "64Q", "name": f"day {day}",
+                     "started_at": (DAY0 + timedelta(days=day)).isoformat()}  # fmt: skip
             await send(nc, "qledger.cmd.calibration.start_execution", start, token)
             for wave in day_tasks(rng, day, history):
                 replies = await asyncio.gather(
@@ -421,3 +425,101 @@ def test_lineage_p99_on_this_history(lab):
         get(api, f"/api/provenance/lineage/{e}", max_depth=20)
         took.append(time.perf_counter() - start)
     assert sorted(took)[int(0.99 * len(took))] < 0.25
+
+
+# -- metrics and chip metric views -------------------------------------------------------
+QUBIT_METRICS = ("t1", "t2_echo", "qubit_frequency", "x90_gate_fidelity")
+
+
+def newest(h: History, name: str, upto_day: int = DAYS) -> dict[str, Version]:
+    out = {}
+    for v in h.versions:
+        if v.chip == "64Q" and v.name == name and v.day < upto_day:
+            out[v.qid] = v
+    return out
+
+
+def test_metrics_config_is_metrics_yaml(lab):
+    api, _ = lab
+    config = get(api, "/api/metrics/config")
+    assert config["qubit_metrics"]["t1"]["evaluation"]["mode"] == "maximize"
+    assert config["coupling_metrics"]["zx90_gate_fidelity"]["scale"] == 100
+    assert "color_scale" in config
+
+
+def test_chip_metrics_latest_best_and_average(lab):
+    api, h = lab
+    latest = get(api, "/api/metrics/chips/64Q/metrics")
+    assert latest["qubit_count"] == QUBITS
+    for name in QUBIT_METRICS:
+        assert {q: m["value"] for q, m in latest["qubit_metrics"][name].items()} == {
+            q: v.value for q, v in newest(h, name).items()
+        }
+    assert {q: m["value"] for q, m in latest["coupling_metrics"]["zx90_gate_fidelity"].items()} == {
+        q: v.value for q, v in newest(h, "zx90_gate_fidelity").items()
+    }
+    recent = get(api, "/api/metrics/chips/64Q/metrics", within_hours=24)
+    assert set(recent["qubit_metrics"]["t1"]) == {str(q) for q in range(QUBITS)} - {
+        str(UNCALIBRATED)
+    }
+
+    best = get(api, "/api/metrics/chips/64Q/metrics", selection_mode="best")
+    for name in QUBIT_METRICS:
+        for qid, got in best["qubit_metrics"][name].items():
+            values = [v.value for v in h.series("64Q", qid, name)]
+            expected = values[-1] if name == "qubit_frequency" else max(values)  # mode none: latest
+            assert got["value"] == expected, (name, qid)
+
+    avg = get(api, "/api/metrics/chips/64Q/metrics", selection_mode="average")
+    for qid, got in avg["qubit_metrics"]["t1"].items():
+        values = [v.value for v in h.series("64Q", qid, "t1")]
+        assert got["count"] == len(values)
+        assert got["value"] == pytest.approx(statistics.mean(values))
+        assert got["stddev"] == pytest.approx(statistics.stdev(values))
+    # the other chip's qubit "0" keeps its own value
+    assert get(api, "/api/metrics/chips/4Q/metrics")["qubit_metrics"]["t1"]["0"]["value"] == 1234.0
+    assert latest["qubit_metrics"]["t1"]["0"]["value"] != 1234.0
+
+
+def test_heatmap_summary_and_their_past(lab):
+    api, h = lab
+    t1 = get(api, "/api/chips/64Q/metrics/heatmap/t1")
+    assert t1["values"] == {q: v.value for q, v in newest(h, "t1").items()}
+    assert t1["unit"] == "µs"
+    zx = get(api, "/api/chips/64Q/metrics/heatmap/zx90_gate_fidelity")
+    assert zx["values"] == {q: v.value for q, v in newest(h, "zx90_gate_fidelity").items()}
+    past = get(api, "/api/chips/64Q/metrics/heatmap/t1", as_of=h.cut[2].isoformat())
+    assert past["values"] == {q: v.value for q, v in newest(h, "t1", upto_day=3).items()}
+
+    summary = get(api, "/api/chips/64Q/metrics/summary")
+    for name in QUBIT_METRICS:
+        assert summary["averages"][name] == pytest.approx(
+            statistics.mean(v.value for v in newest(h, name).values())
+        )
+    r = api.get("/api/chips/64Q/metrics/heatmap/t3")
+    assert r.status_code == 404 and r.json()["code"] == "unknown_metric"
+    assert "t1" in r.json()["message"] and "zx90_gate_fidelity" in r.json()["message"]
+    assert api.get("/api/chips/nope/metrics/heatmap/t1").status_code == 404
+
+
+def test_metric_history_and_dates(lab):
+    api, h = lab
+    got = get(api, "/api/metrics/chips/64Q/qubits/5/history", metric="t1")
+    expected = list(reversed(h.series("64Q", "5", "t1")))
+    assert [x["value"] for x in got["history"]] == [v.value for v in expected]
+    first = got["history"][0]
+    assert first["task_id"] == "checkt1-5" and first["execution_id"] == f"d{DAYS - 1}"
+    assert first["output_parameters"]["t1"]["value"] == expected[0].value
+    assert "qubit_frequency" in first["input_parameters"]
+    assert len(get(api, "/api/metrics/chips/64Q/qubits/5/history", metric="t1", limit=2)["history"]) == 2  # fmt: skip
+    assert len(get(api, "/api/metrics/chips/64Q/qubits/5/history", metric="t1", within_days=2)["history"]) == 2  # fmt: skip
+    zx = get(api, "/api/metrics/chips/64Q/couplings/3-4/history", metric="zx90_gate_fidelity")
+    assert [x["value"] for x in zx["history"]] == [v.value for v in reversed(h.series("64Q", "3-4", "zx90_gate_fidelity"))]  # fmt: skip
+    wrong = api.get("/api/metrics/chips/64Q/qubits/5/history", params={"metric": "zx90_gate_fidelity"})  # fmt: skip
+    assert wrong.status_code == 404 and wrong.json()["code"] == "unknown_metric"
+
+    for zone in ("UTC", "Asia/Tokyo", "America/Los_Angeles"):
+        dates = get(api, "/api/chips/64Q/dates", tz=zone)["data"]
+        tz = ZoneInfo(zone)
+        assert dates == sorted({(DAY0 + timedelta(days=d)).astimezone(tz).strftime("%Y%m%d") for d in range(DAYS)}, reverse=True)  # fmt: skip
+    assert api.get("/api/chips/64Q/dates", params={"tz": "Nowhere/Else"}).status_code == 422

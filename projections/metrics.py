@@ -1,0 +1,258 @@
+"""Chip metrics for dashboards: per-qubit and per-coupling values of the metrics in
+metrics.yaml (latest, best or average), heatmaps, summaries and metric histories.
+
+All read the provenance tables, so they are as of a `Moment` like every other query, and
+only ever see values of completed tasks (a failed task records no parameter version).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from domain.metrics import EvaluationMode, MetricCatalog, MetricDefinition
+from projections.base import QueryError, ViewReader, iso, utc
+from projections.provenance import NOW, Moment
+
+SELECTION_MODES = ("latest", "best", "average")
+
+
+def metric_or_404(catalog: MetricCatalog, metric: str) -> MetricDefinition:
+    found = catalog.metrics.get(metric)
+    if found is None:
+        known = ", ".join(sorted(catalog.metrics))
+        raise QueryError("unknown_metric", f"unknown metric '{metric}'; known metrics: {known}")
+    return found
+
+
+def metrics_config(catalog: MetricCatalog) -> dict[str, Any]:
+    """metrics.yaml as the dashboard reads it."""
+
+    def one(m: MetricDefinition) -> dict[str, Any]:
+        return {
+            "title": m.title,
+            "unit": m.unit,
+            "scale": m.scale,
+            "description": m.description,
+            "evaluation": {"mode": m.evaluation.value},
+            "thresholds": m.thresholds,
+        }
+
+    return {
+        "qubit_metrics": {k: one(m) for k, m in catalog.of("qubit").items()},
+        "coupling_metrics": {k: one(m) for k, m in catalog.of("coupling").items()},
+        "color_scale": catalog.color_scale,
+    }
+
+
+def _window(at: Moment, within_hours: int | None, alias: str = "") -> tuple[str, list[Any]]:
+    known, kp = at.known(alias)
+    if within_hours is None:
+        return known, kp
+    a = f"{alias}." if alias else ""
+    return f"{known} AND {a}valid_from >= ?", [*kp, at.now - timedelta(hours=within_hours)]
+
+
+def chip_metrics(
+    db: ViewReader,
+    project_id: str,
+    chip_id: str,
+    catalog: MetricCatalog,
+    *,
+    selection_mode: str,
+    within_hours: int | None,
+    at: Moment = NOW,
+) -> dict[str, Any]:
+    """{qubit_metrics: {metric: {qid: {...}}}, coupling_metrics: ...} for one chip.
+
+    latest: the current version; best: the best value under the metric's evaluation mode
+    (the latest for mode none); average: mean, standard deviation and count. With
+    `within_hours`, only versions measured in that window (before `as_of`) count."""
+    names = list(catalog.metrics)
+    if selection_mode == "latest":
+        # The newest version inside a window is the current one, if that lies in it.
+        source, args = at.current(project_id)
+        where = "TRUE"
+        if within_hours is not None:
+            where, args = "valid_from >= ?", [*args, at.now - timedelta(hours=within_hours)]
+    else:
+        source, args = "parameter_version", []
+        where, params = _window(at, within_hours)
+        where = f"project_id = ? AND {where}"
+        args = [project_id, *params]
+    base = (
+        f"FROM {source} WHERE {where} AND chip_id = ?"
+        " AND parameter_name IN (SELECT unnest(?::VARCHAR[]))"
+    )
+    args += [chip_id, names]
+    if selection_mode == "average":
+        rows = db.rows(
+            "SELECT parameter_name, qid, avg(value_num) AS value, stddev_samp(value_num) AS"
+            f" stddev, count(value_num) AS count, any_value(unit) AS unit {base}"
+            " AND value_num IS NOT NULL GROUP BY parameter_name, qid",
+            args,
+        )
+        items = [
+            (r["parameter_name"], r["qid"], {
+                "value": r["value"], "stddev": r["stddev"], "count": r["count"], "unit": r["unit"],
+            })
+            for r in rows
+        ]  # fmt: skip
+    else:
+        # One version per series: the newest, or with `best` the best under the metric's
+        # evaluation mode (the newest for mode none, and among equal values).
+        score = ""
+        if selection_mode == "best":
+            score = (
+                "CASE WHEN list_contains(?, parameter_name) THEN value_num"
+                " WHEN list_contains(?, parameter_name) THEN -value_num END DESC NULLS LAST,"
+            )
+            args += [
+                [k for k in names if catalog.mode(k) is EvaluationMode.MAXIMIZE],
+                [k for k in names if catalog.mode(k) is EvaluationMode.MINIMIZE],
+            ]
+        rows = db.rows(
+            "SELECT parameter_name, qid, value_json, error, unit, version, entity_id,"
+            f" valid_from::TIMESTAMP AS valid_from, execution_id, task_id {base}"
+            " QUALIFY row_number() OVER (PARTITION BY parameter_name, qid"
+            f" ORDER BY {score} version DESC) = 1",
+            args,
+        )
+        items = [
+            (r["parameter_name"], r["qid"], {
+                "value": orjson.loads(r["value_json"]), "error": r["error"], "unit": r["unit"],
+                "version": r["version"], "entity_id": r["entity_id"],
+                "calibrated_at": iso(r["valid_from"]), "execution_id": r["execution_id"],
+                "task_id": r["task_id"],
+            })
+            for r in rows
+        ]  # fmt: skip
+    out: dict[str, dict[str, dict[str, Any]]] = {"qubit": {}, "coupling": {}}
+    for name, qid, item in items:
+        out[catalog.metrics[name].target].setdefault(name, {})[qid] = item
+    return {
+        "chip_id": chip_id,
+        "qubit_count": _qubit_count(db, project_id, chip_id),
+        "within_hours": within_hours,
+        "selection_mode": selection_mode,
+        "qubit_metrics": out["qubit"],
+        "coupling_metrics": out["coupling"],
+    }
+
+
+def _qubit_count(db: ViewReader, project_id: str, chip_id: str) -> int:
+    rows = db.rows(
+        "SELECT qubit_count FROM chip WHERE project_id = ? AND chip_id = ?", [project_id, chip_id]
+    )
+    if not rows:
+        raise QueryError("not_found", f"chip '{chip_id}' not found")
+    return rows[0]["qubit_count"]
+
+
+def heatmap(
+    db: ViewReader,
+    project_id: str,
+    chip_id: str,
+    metric: MetricDefinition,
+    at: Moment = NOW,
+) -> dict[str, Any]:
+    """The current value of one metric on every qubit (or coupling) of a chip."""
+    _qubit_count(db, project_id, chip_id)
+    source, sp = at.current(project_id)
+    rows = db.rows(
+        f"SELECT qid, value_json FROM {source} WHERE chip_id = ? AND parameter_name = ?",
+        [*sp, chip_id, metric.key],
+    )
+    return {
+        "chip_id": chip_id,
+        "metric": metric.key,
+        "values": {r["qid"]: orjson.loads(r["value_json"]) for r in rows},
+        "unit": metric.unit,
+    }
+
+
+def summary(
+    db: ViewReader, project_id: str, chip_id: str, catalog: MetricCatalog, at: Moment = NOW
+) -> dict[str, Any]:
+    """Mean of the current values of each metric over the chip (with how many)."""
+    qubits = _qubit_count(db, project_id, chip_id)
+    source, sp = at.current(project_id)
+    rows = db.rows(
+        f"SELECT parameter_name, avg(value_num) AS mean, count(value_num) AS n FROM {source}"
+        " WHERE chip_id = ? AND parameter_name IN (SELECT unnest(?::VARCHAR[]))"
+        " GROUP BY parameter_name",
+        [*sp, chip_id, list(catalog.metrics)],
+    )
+    return {
+        "chip_id": chip_id,
+        "qubit_count": qubits,
+        "averages": {r["parameter_name"]: r["mean"] for r in rows},
+        "counts": {r["parameter_name"]: r["n"] for r in rows},
+    }
+
+
+def metric_history(
+    db: ViewReader,
+    project_id: str,
+    chip_id: str,
+    qid: str,
+    metric: MetricDefinition,
+    *,
+    limit: int | None,
+    within_days: int | None,
+    at: Moment = NOW,
+) -> dict[str, Any]:
+    """Every value of one metric of one qubit or coupling, newest first, with the task
+    that produced it (for its figures) and that task's inputs and outputs."""
+    _qubit_count(db, project_id, chip_id)
+    where, params = _window(at, within_days * 24 if within_days else None, "v")
+    rows = db.rows(
+        "SELECT v.value_json, v.execution_id, v.task_id, v.task_name,"
+        " v.valid_from::TIMESTAMP AS valid_from, t.end_at::TIMESTAMP AS ended,"
+        " t.input_json, t.output_json FROM parameter_version v LEFT JOIN task_result t"
+        " ON t.task_id = v.task_id AND t.execution_id = v.execution_id"
+        " AND t.project_id = v.project_id"
+        f" WHERE v.series = ? AND {where} ORDER BY v.version DESC LIMIT ?",
+        [
+            "\x1f".join((project_id, chip_id, qid, metric.key)),
+            *params,
+            limit if limit is not None else 2**31 - 1,
+        ],
+    )
+    return {
+        "chip_id": chip_id,
+        "qid": qid,
+        "metric_name": metric.key,
+        "history": [
+            {
+                "value": orjson.loads(r["value_json"]),
+                "execution_id": r["execution_id"],
+                "task_id": r["task_id"],
+                "timestamp": iso(r["ended"] or r["valid_from"]),
+                "calibrated_at": iso(r["valid_from"]),
+                "name": r["task_name"],
+                "input_parameters": orjson.loads(r["input_json"]) if r["input_json"] else {},
+                "output_parameters": orjson.loads(r["output_json"]) if r["output_json"] else {},
+            }
+            for r in rows
+        ],
+    }
+
+
+def chip_dates(db: ViewReader, project_id: str, chip_id: str, zone: ZoneInfo) -> dict[str, Any]:
+    """The days (YYYYMMDD in `zone`) on which the chip had executions, newest first."""
+    _qubit_count(db, project_id, chip_id)
+    rows = db.rows(
+        "SELECT DISTINCT start_at::TIMESTAMP AS started FROM execution"
+        " WHERE project_id = ? AND chip_id = ?",
+        [project_id, chip_id],
+    )
+    days = {iso_day(r["started"], zone) for r in rows if r["started"] is not None}
+    return {"data": sorted(days, reverse=True)}
+
+
+def iso_day(moment: datetime, zone: ZoneInfo) -> str:
+    return utc(moment).astimezone(zone).strftime("%Y%m%d")
