@@ -211,11 +211,13 @@ def _query_app(
             "relay_position": relay_position,
             "projection_position": runner.position,
             "projection_lag_ms": runner.lag_percentiles(),
+            # Loaded once the read models caught up at start; lineage queries wait for it.
+            "lineage_graph": "loaded" if app.state.graph.loaded else "loading",
             "event_store": store.location.description,
         }
 
     catalog, policy = load_catalogs(settings)
-    return create_app(
+    app = create_app(
         catalog=catalog,
         policy=policy,
         timezone=settings.timezone,
@@ -226,6 +228,7 @@ def _query_app(
         read_wait_seconds=settings.read_wait_seconds,
         auth=auth,
     )
+    return app
 
 
 async def run_roles(settings: Settings, roles: set[str], nats_url: str, children=()) -> None:

@@ -178,8 +178,17 @@ def main() -> None:
     # consumer reads it back (no-ops): wait for both, or they compete with the queries.
     while httpx.get(base + "/api/health", timeout=5).json()["relay_position"] < total:
         time.sleep(1)
-    time.sleep(15)
     print(f"relay done after {time.perf_counter() - t0:.0f} s")
+    while httpx.get(base + "/api/health", timeout=5).json().get("lineage_graph") != "loaded":
+        time.sleep(1)
+    print(f"lineage graph loaded after {time.perf_counter() - t0:.0f} s")
+    time.sleep(10)  # the stream's replay into the projection consumer (skipped, unparsed)
+    query_pid = subprocess.run(["pgrep", "-f", "adapters.cli serve --role query"], capture_output=True, text=True).stdout.split()  # fmt: skip
+    if query_pid:
+        rss = next(
+            line for line in open(f"/proc/{query_pid[0]}/status") if line.startswith("VmRSS")
+        )
+        print(f"query process (projections, lineage graph, HTTP): {rss.split(':')[1].strip()}")
     token = httpx.post(base + "/api/auth/login", data={"username": "admin", "password": PASSWORD}).json()["access_token"]  # fmt: skip
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
 

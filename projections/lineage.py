@@ -35,6 +35,7 @@ class ProvenanceGraph:
         self._graphs: dict[str, nx.DiGraph] = {}
         self._position = 0
         self._generation = -1
+        self.loaded = False
         # Refreshes mutate the graphs; traversals must not see a half-added batch.
         self.lock = threading.Lock()
 
@@ -60,6 +61,7 @@ class ProvenanceGraph:
             g.add_edge(r["subject"], r["object"], relation=r["relation"])
             self._position = max(self._position, r["position"])
         self._generation = generation
+        self.loaded = True
 
     def graph(self, project_id: str) -> nx.DiGraph:
         return self._graphs.get(project_id) or nx.DiGraph()
