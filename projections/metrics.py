@@ -102,28 +102,36 @@ def chip_metrics(
             for r in rows
         ]  # fmt: skip
     else:
-        # One version per series: the newest, or with `best` the best under the metric's
-        # evaluation mode (the newest for mode none, and among equal values).
-        score = ""
-        if selection_mode == "best":
-            score = (
-                "CASE WHEN list_contains(?, parameter_name) THEN value_num"
-                " WHEN list_contains(?, parameter_name) THEN -value_num END DESC NULLS LAST,"
-            )
-            args += [
-                [k for k in names if catalog.mode(k) is EvaluationMode.MAXIMIZE],
-                [k for k in names if catalog.mode(k) is EvaluationMode.MINIMIZE],
-            ]
-        rows = db.rows(
-            "SELECT parameter_name, qid, value_json, error, unit, version, entity_id,"
-            f" valid_from::TIMESTAMP AS valid_from, execution_id, task_id {base}"
-            " QUALIFY row_number() OVER (PARTITION BY parameter_name, qid"
-            f" ORDER BY {score} version DESC) = 1",
-            args,
+        columns = (
+            "parameter_name, qid, value_num, value_type, value_json, error, unit, version,"
+            " entity_id, valid_from::TIMESTAMP AS valid_from, execution_id, task_id"
         )
+        if selection_mode == "latest":
+            rows = db.rows(f"SELECT {columns} {base}", args)
+        else:
+            # The best version of each series under its metric's evaluation mode: an
+            # arg_max aggregate (hashing, no sort); mode none, or a tie, keeps the newest.
+            score = (
+                "(CASE WHEN list_contains(?, parameter_name) THEN value_num"
+                " WHEN list_contains(?, parameter_name) THEN -value_num END)"
+            )
+            fields = ", ".join(
+                f"{c} := {c}" for c in columns.split(", ") if not c.startswith("valid_from")
+            )
+            rows = db.rows(
+                f"SELECT unnest(arg_max(struct_pack({fields},"
+                " valid_from := valid_from::TIMESTAMP),"
+                f" struct_pack(s := coalesce({score}, '-inf'::DOUBLE), v := version)))"
+                f" {base} GROUP BY series",
+                [
+                    [k for k in names if catalog.mode(k) is EvaluationMode.MAXIMIZE],
+                    [k for k in names if catalog.mode(k) is EvaluationMode.MINIMIZE],
+                    *args,
+                ],
+            )
         items = [
             (r["parameter_name"], r["qid"], {
-                "value": orjson.loads(r["value_json"]), "error": r["error"], "unit": r["unit"],
+                "value": _value(r), "error": r["error"], "unit": r["unit"],
                 "version": r["version"], "entity_id": r["entity_id"],
                 "calibrated_at": iso(r["valid_from"]), "execution_id": r["execution_id"],
                 "task_id": r["task_id"],
@@ -141,6 +149,13 @@ def chip_metrics(
         "qubit_metrics": out["qubit"],
         "coupling_metrics": out["coupling"],
     }
+
+
+def _value(row: dict[str, Any]) -> Any:
+    """A version's value without parsing JSON when it is a number (most are)."""
+    if row["value_num"] is None:
+        return orjson.loads(row["value_json"])
+    return int(row["value_num"]) if row["value_type"] == "int" else row["value_num"]
 
 
 def _qubit_count(db: ViewReader, project_id: str, chip_id: str) -> int:
@@ -210,36 +225,41 @@ def metric_history(
     _qubit_count(db, project_id, chip_id)
     where, params = _window(at, within_days * 24 if within_days else None, "v")
     rows = db.rows(
-        "SELECT v.value_json, v.execution_id, v.task_id, v.task_name,"
-        " v.valid_from::TIMESTAMP AS valid_from, t.end_at::TIMESTAMP AS ended,"
-        " t.input_json, t.output_json FROM parameter_version v LEFT JOIN task_result t"
-        " ON t.task_id = v.task_id AND t.execution_id = v.execution_id"
-        " AND t.project_id = v.project_id"
-        f" WHERE v.series = ? AND {where} ORDER BY v.version DESC LIMIT ?",
+        "SELECT value_json, execution_id, task_id, task_name,"
+        " valid_from::TIMESTAMP AS valid_from FROM parameter_version v"
+        f" WHERE series = ? AND {where} ORDER BY version DESC LIMIT ?",
         [
             "\x1f".join((project_id, chip_id, qid, metric.key)),
             *params,
             limit if limit is not None else 2**31 - 1,
         ],
     )
-    return {
-        "chip_id": chip_id,
-        "qid": qid,
-        "metric_name": metric.key,
-        "history": [
+    # The producing tasks' inputs and outputs: a second lookup by task id (indexed), not
+    # a join that would scan every task result of the project.
+    tasks = {
+        (t["execution_id"], t["task_id"]): t
+        for t in db.rows(
+            "SELECT execution_id, task_id, input_json, output_json FROM task_result"
+            " WHERE task_id IN (SELECT unnest(?::VARCHAR[])) AND project_id = ?",
+            [list({r["task_id"] for r in rows}), project_id],
+        )
+    }
+    history = []
+    for r in rows:
+        task = tasks.get((r["execution_id"], r["task_id"]), {})
+        history.append(
             {
                 "value": orjson.loads(r["value_json"]),
                 "execution_id": r["execution_id"],
                 "task_id": r["task_id"],
-                "timestamp": iso(r["ended"] or r["valid_from"]),
+                "timestamp": iso(r["valid_from"]),  # when the task ended
                 "calibrated_at": iso(r["valid_from"]),
                 "name": r["task_name"],
-                "input_parameters": orjson.loads(r["input_json"]) if r["input_json"] else {},
-                "output_parameters": orjson.loads(r["output_json"]) if r["output_json"] else {},
+                "input_parameters": orjson.loads(task.get("input_json") or "{}"),
+                "output_parameters": orjson.loads(task.get("output_json") or "{}"),
             }
-            for r in rows
-        ],
-    }
+        )
+    return {"chip_id": chip_id, "qid": qid, "metric_name": metric.key, "history": history}
 
 
 def chip_dates(db: ViewReader, project_id: str, chip_id: str, zone: ZoneInfo) -> dict[str, Any]:

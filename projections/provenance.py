@@ -69,7 +69,8 @@ RELATION = Table(
         ("recorded_at", "TIMESTAMPTZ"),
         ("position", "BIGINT"),
     ),
-    (("project_id", "subject"), ("project_id", "object")),
+    # No index: traversals run on the in-memory graph, which reads this table by position
+    # (insert order, so DuckDB's zone maps find the new rows); indexes only slow inserts.
 )
 
 
@@ -103,7 +104,7 @@ class ProvenanceProjector(Projector):
     name = "provenance"
     handles = frozenset({"calibration.ParameterVersionRecorded", "calibration.TaskResultRecorded"})
     tables = (VERSION, CURRENT, RELATION)
-    schema_version = 4
+    schema_version = 5
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
         versions: list[dict[str, Any]] = []

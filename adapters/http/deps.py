@@ -8,6 +8,7 @@ from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel
 
 from adapters.http.security import ProjectId, WritableProject, credential_headers
@@ -123,6 +124,13 @@ def moment(
 
 
 AsOf = Annotated[Moment, Depends(moment)]
+
+
+def fast_json(content: Any) -> ORJSONResponse:
+    """A large read answer, encoded by orjson straight from the query's dicts: FastAPI's
+    jsonable_encoder walks them in Python first, which took three times the query's own
+    time for a 256-qubit chip's metrics."""
+    return ORJSONResponse(content)
 
 
 def read_models(request: Request) -> ReadStore:

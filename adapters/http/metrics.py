@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from adapters.http.deps import AsOf, ProjectId, ReadAfter, ReadModels, Zone
+from adapters.http.deps import AsOf, ProjectId, ReadAfter, ReadModels, Zone, fast_json
 from projections import metrics as q
 from projections.base import QueryError
 
@@ -17,7 +17,7 @@ chip_views = APIRouter(prefix="/api/chips", tags=["chip"])
 
 @router.get("/config")
 def metrics_config(request: Request, _: ProjectId):
-    return q.metrics_config(request.app.state.catalog)
+    return fast_json(q.metrics_config(request.app.state.catalog))
 
 
 @router.get("/chips/{chip_id}/metrics", dependencies=[ReadAfter])
@@ -30,14 +30,16 @@ def chip_metrics(
     within_hours: Annotated[int | None, Query(ge=1, le=24 * 366)] = None,
     selection_mode: Literal["latest", "best", "average"] = "latest",
 ):
-    return q.chip_metrics(
-        db,
-        project,
-        chip_id,
-        request.app.state.catalog,
-        selection_mode=selection_mode,
-        within_hours=within_hours,
-        at=at,
+    return fast_json(
+        q.chip_metrics(
+            db,
+            project,
+            chip_id,
+            request.app.state.catalog,
+            selection_mode=selection_mode,
+            within_hours=within_hours,
+            at=at,
+        )
     )
 
 
@@ -68,7 +70,9 @@ def qubit_metric_history(
     limit: HistoryLimit = None,
     within_days: WithinDays = None,
 ):
-    return _history(request, db, project, chip_id, qid, metric, "qubit", limit, within_days, at)
+    return fast_json(
+        _history(request, db, project, chip_id, qid, metric, "qubit", limit, within_days, at)
+    )
 
 
 @router.get("/chips/{chip_id}/couplings/{coupling_id}/history", dependencies=[ReadAfter])
@@ -83,14 +87,16 @@ def coupling_metric_history(
     limit: HistoryLimit = None,
     within_days: WithinDays = None,
 ):
-    return _history(
-        request, db, project, chip_id, coupling_id, metric, "coupling", limit, within_days, at
+    return fast_json(
+        _history(
+            request, db, project, chip_id, coupling_id, metric, "coupling", limit, within_days, at
+        )
     )
 
 
 @chip_views.get("/{chip_id}/metrics/summary", dependencies=[ReadAfter])
 def metrics_summary(chip_id: str, project: ProjectId, db: ReadModels, at: AsOf, request: Request):
-    return q.summary(db, project, chip_id, request.app.state.catalog, at)
+    return fast_json(q.summary(db, project, chip_id, request.app.state.catalog, at))
 
 
 @chip_views.get("/{chip_id}/metrics/heatmap/{metric}", dependencies=[ReadAfter])
@@ -98,9 +104,9 @@ def metric_heatmap(
     chip_id: str, metric: str, project: ProjectId, db: ReadModels, at: AsOf, request: Request
 ):
     definition = q.metric_or_404(request.app.state.catalog, metric)
-    return q.heatmap(db, project, chip_id, definition, at)
+    return fast_json(q.heatmap(db, project, chip_id, definition, at))
 
 
 @chip_views.get("/{chip_id}/dates", dependencies=[ReadAfter])
 def chip_dates(chip_id: str, project: ProjectId, db: ReadModels, tz: Zone):
-    return q.chip_dates(db, project, chip_id, tz)
+    return fast_json(q.chip_dates(db, project, chip_id, tz))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from adapters.http.deps import AsOf, ProjectId, ReadAfter, ReadModels, not_found
+from adapters.http.deps import AsOf, ProjectId, ReadAfter, ReadModels, fast_json, not_found
 from domain.metrics import Severity
 from projections import changes, lineage, quality
 from projections import provenance as q
@@ -23,7 +23,7 @@ def get_entity(entity_id: str, project: ProjectId, db: ReadModels, at: AsOf):
     found = q.get_entity(db, project, entity_id, at)
     if found is None:
         raise not_found(f"parameter version '{entity_id}'")
-    return found
+    return fast_json(found)
 
 
 @router.get("/lineage/{entity_id}", dependencies=[ReadAfter])
@@ -31,7 +31,7 @@ def get_lineage(
     entity_id: str, project: ProjectId, db: ReadModels, at: AsOf, request: Request, max_depth: Depth = 5
 ):  # fmt: skip
     graph = request.app.state.graph
-    return lineage.lineage(db, graph, project, entity_id, max_depth=max_depth, at=at)
+    return fast_json(lineage.lineage(db, graph, project, entity_id, max_depth=max_depth, at=at))
 
 
 @router.get("/impact/{entity_id}", dependencies=[ReadAfter])
@@ -39,7 +39,7 @@ def get_impact(
     entity_id: str, project: ProjectId, db: ReadModels, at: AsOf, request: Request, max_depth: Depth = 5
 ):  # fmt: skip
     graph = request.app.state.graph
-    return lineage.impact(db, graph, project, entity_id, max_depth=max_depth, at=at)
+    return fast_json(lineage.impact(db, graph, project, entity_id, max_depth=max_depth, at=at))
 
 
 @router.get("/compare", dependencies=[ReadAfter])
@@ -50,7 +50,9 @@ def compare_executions(
     execution_id_before: Annotated[str, Query(description="the earlier execution")],
     execution_id_after: Annotated[str, Query(description="the later execution")],
 ):
-    return changes.compare_executions(db, project, execution_id_before, execution_id_after, at)
+    return fast_json(
+        changes.compare_executions(db, project, execution_id_before, execution_id_after, at)
+    )
 
 
 @router.get("/history", dependencies=[ReadAfter])
@@ -65,21 +67,21 @@ def parameter_history(
         str | None, Query(description="needed when the qid exists on several chips")
     ] = None,
 ):
-    return q.parameter_history(
-        db, project, parameter_name, qid, limit=limit, chip_id=chip_id, at=at
+    return fast_json(
+        q.parameter_history(db, project, parameter_name, qid, limit=limit, chip_id=chip_id, at=at)
     )
 
 
 @router.get("/stats", dependencies=[ReadAfter])
 def provenance_stats(project: ProjectId, db: ReadModels, at: AsOf):
-    return changes.stats(db, project, at)
+    return fast_json(changes.stats(db, project, at))
 
 
 @router.get("/executions", dependencies=[ReadAfter])
 def recent_executions(
     project: ProjectId, db: ReadModels, at: AsOf, limit: Annotated[int, Query(ge=1, le=50)] = 20
 ):
-    return changes.recent_executions(db, project, limit=limit, at=at)
+    return fast_json(changes.recent_executions(db, project, limit=limit, at=at))
 
 
 @router.get("/changes", dependencies=[ReadAfter])
@@ -91,13 +93,15 @@ def recent_changes(
     within_hours: Annotated[int, Query(ge=1, le=168)] = 24,
     parameter_names: ParameterNames = None,
 ):
-    return changes.recent_changes(
-        db,
-        project,
-        limit=limit,
-        within_hours=within_hours,
-        parameter_names=parameter_names,
-        at=at,
+    return fast_json(
+        changes.recent_changes(
+            db,
+            project,
+            limit=limit,
+            within_hours=within_hours,
+            parameter_names=parameter_names,
+            at=at,
+        )
     )
 
 
@@ -115,16 +119,18 @@ def degradation_trends(
         bool, Query(description="ignore steps smaller than the combined measurement errors")
     ] = False,
 ):
-    return quality.degradation_trends(
-        db,
-        project,
-        request.app.state.catalog,
-        min_streak=min_streak,
-        limit=limit,
-        parameter_names=parameter_names,
-        chip_id=chip_id,
-        significance=significance,
-        at=at,
+    return fast_json(
+        quality.degradation_trends(
+            db,
+            project,
+            request.app.state.catalog,
+            min_streak=min_streak,
+            limit=limit,
+            parameter_names=parameter_names,
+            chip_id=chip_id,
+            significance=significance,
+            at=at,
+        )
     )
 
 
@@ -133,7 +139,9 @@ def recommendations(
     entity_id: str, project: ProjectId, db: ReadModels, at: AsOf, request: Request, max_depth: Depth = 5
 ):  # fmt: skip
     graph = request.app.state.graph
-    return lineage.recommendations(db, graph, project, entity_id, max_depth=max_depth, at=at)
+    return fast_json(
+        lineage.recommendations(db, graph, project, entity_id, max_depth=max_depth, at=at)
+    )
 
 
 SeverityFilter = Annotated[Severity | None, Query(description="only this severity")]
@@ -151,15 +159,17 @@ def policy_violations(
     parameter_names: ParameterNames = None,
     chip_id: ChipFilter = None,
 ):
-    return quality.policy_violations(
-        db,
-        project,
-        request.app.state.policy,
-        limit=limit,
-        severity=severity,
-        parameter_names=parameter_names,
-        chip_id=chip_id,
-        at=at,
+    return fast_json(
+        quality.policy_violations(
+            db,
+            project,
+            request.app.state.policy,
+            limit=limit,
+            severity=severity,
+            parameter_names=parameter_names,
+            chip_id=chip_id,
+            at=at,
+        )
     )
 
 
@@ -176,12 +186,14 @@ def policy_impact(
 ):
     graph = request.app.state.graph
     affected = lineage.impact_set(db, graph, project, entity_id, max_depth=max_depth, at=at)
-    return quality.policy_violations(
-        db,
-        project,
-        request.app.state.policy,
-        limit=limit,
-        severity=severity,
-        entity_ids=list(affected),
-        at=at,
+    return fast_json(
+        quality.policy_violations(
+            db,
+            project,
+            request.app.state.policy,
+            limit=limit,
+            severity=severity,
+            entity_ids=list(affected),
+            at=at,
+        )
     )
