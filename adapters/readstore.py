@@ -13,9 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from projections.base import Envelope, Projector, Table
 
+# Timestamps travel as ISO 8601 text (as the envelopes carry them) and DuckDB parses them.
+ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "DOUBLE": pa.float64(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMPTZ": pa.string(),
+}
 POSITIONS = Table("projector_position", (("name", "VARCHAR"), ("position", "BIGINT")))
 # The table layout each projector's rows were written with. A projector whose layout
 # changed has its tables dropped and refilled from position 0 by the runner's catch-up,
@@ -30,18 +40,26 @@ class _Tx:
     def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        # One statement per table and batch: each column travels as one list parameter.
-        names = [c for c, _ in table.columns]
+        # One statement per table and batch, the columns handed over as an Arrow table:
+        # binding Python lists as DuckDB parameters cost 8x more (0.22 vs 1.78 s for 40k
+        # rows of 24 columns), and it was most of the projector's time.
+        batch = pa.table(
+            {
+                c: pa.array([row.get(c) for row in rows], type=ARROW_TYPES[t])
+                for c, t in table.columns
+            }
+        )
         selects = ", ".join(
-            f"CAST(unnest(?::VARCHAR[]) AS {t})"
-            if t.startswith("TIMESTAMP")
-            else f"unnest(?::{t}[])"
-            for _, t in table.columns
+            f"CAST({c} AS {t})" if t.startswith("TIMESTAMP") else c for c, t in table.columns
         )
-        params = [[row.get(c) for row in rows] for c in names]
-        self.cursor.execute(
-            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {selects}", params
-        )
+        self.cursor.register("_batch", batch)
+        try:
+            self.cursor.execute(
+                f"INSERT INTO {table.name} ({', '.join(c for c, _ in table.columns)})"
+                f" SELECT {selects} FROM _batch"
+            )
+        finally:
+            self.cursor.unregister("_batch")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(sql, list(params))

@@ -86,6 +86,11 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+TREND_COLUMNS = (
+    "value_num, rises, falls, sig_rises, sig_falls, sig_ref, sig_ref_error, sig_span, since_ref"
+)
+
+
 def _trend_of(row: dict[str, Any]) -> Trend:
     return Trend(
         value=row["value_num"],
@@ -144,7 +149,10 @@ class ProvenanceProjector(Projector):
         last = {
             r["series"]: _trend_of(r)
             for r in tx.rows(
-                "SELECT * FROM parameter_current WHERE series IN (SELECT unnest(?::VARCHAR[]))",
+                # Only the trend: the other columns (two timestamps among them) would cost
+                # more to convert than the rest of the batch's work.
+                f"SELECT series, {TREND_COLUMNS} FROM parameter_current"
+                " WHERE series IN (SELECT unnest(?::VARCHAR[]))",
                 [keys],
             )
         }
