@@ -162,7 +162,7 @@ def list_executions(db: ViewReader, project_id: str, chip_id: str, *, skip: int,
     }
 
 
-def _task_entry(t: dict[str, Any]) -> dict[str, Any]:
+def task_entry(t: dict[str, Any]) -> dict[str, Any]:
     outputs = orjson.loads(t["output_json"])
     return {
         "task_id": t["task_id"],
@@ -207,7 +207,7 @@ def get_execution(db: ViewReader, project_id: str, execution_id: str) -> dict[st
         "start_at": summary["start_at"],
         "end_at": summary["end_at"],
         "elapsed_time": summary["elapsed_time"],
-        "task": [_task_entry(t) for t in tasks],
+        "task": [task_entry(t) for t in tasks],
         "note": summary["note"],
         "tags": summary["tags"],
         "chip_id": r["chip_id"],

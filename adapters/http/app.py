@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.http import admin, chips, executions, metrics, projects, provenance
+from adapters.http import admin, chips, executions, metrics, projects, provenance, task_results
 from adapters.http import auth as auth_routes
 from domain.metrics import MetricCatalog, PolicyRule
 from projections.base import QueryError
@@ -103,4 +103,6 @@ def create_app(
     app.include_router(provenance.router)
     app.include_router(metrics.router)
     app.include_router(metrics.chip_views)
+    app.include_router(task_results.router)
+    app.include_router(task_results.tags)
     return app

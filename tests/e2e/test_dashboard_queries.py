@@ -147,7 +147,8 @@ async def load_history(serve: Serve, history: History) -> int:
         await send(nc, "qledger.cmd.chip.register", {"chip_id": "4Q", "size": 4}, token)
         for day in range(DAYS):
             start = {"execution_id": f"d{day}", "chip_id": "64Q", "name": f"day {day}",
-                     "started_at": (DAY0 + timedelta(days=day)).isoformat()}  # fmt: skip
+                     "started_at": (DAY0 + timedelta(days=day)).isoformat(),
+                     "tags": ["daily", "odd"] if day % 2 else ["daily"]}  # fmt: skip
             await send(nc, "qledger.cmd.calibration.start_execution", start, token)
             for wave in day_tasks(rng, day, history):
                 replies = await asyncio.gather(
@@ -523,3 +524,77 @@ def test_metric_history_and_dates(lab):
         tz = ZoneInfo(zone)
         assert dates == sorted({(DAY0 + timedelta(days=d)).astimezone(tz).strftime("%Y%m%d") for d in range(DAYS)}, reverse=True)  # fmt: skip
     assert api.get("/api/chips/64Q/dates", params={"tz": "Nowhere/Else"}).status_code == 422
+
+
+# -- task results and tags ----------------------------------------------------------------
+def test_latest_task_results_now_and_on_a_day(lab):
+    api, h = lab
+    got = get(api, "/api/task-results/qubits/latest", chip_id="64Q", task="CheckT1")
+    assert got["task_name"] == "CheckT1"
+    newest_t1 = newest(h, "t1")
+    assert set(got["result"]) == set(newest_t1) == {str(q) for q in range(QUBITS)}
+    for qid, result in got["result"].items():
+        assert result["output_parameters"]["t1"]["value"] == newest_t1[qid].value
+        assert result["status"] == "completed" and result["task_id"] == f"checkt1-{qid}"
+    zx = get(api, "/api/task-results/couplings/latest", chip_id="64Q", task="CheckZX90")
+    assert {k: r["output_parameters"]["zx90_gate_fidelity"]["value"] for k, r in zx["result"].items()} == {
+        q: v.value for q, v in newest(h, "zx90_gate_fidelity").items()
+    }  # fmt: skip
+
+    for zone in ("UTC", "Asia/Tokyo"):
+        tz = ZoneInfo(zone)
+        date = (DAY0 + timedelta(days=3)).astimezone(tz).strftime("%Y%m%d")
+        expected = {}
+        for v in h.versions:  # in time order: the last one of the day wins
+            if (
+                v.chip == "64Q"
+                and v.name == "t1"
+                and v.valid_from.astimezone(tz).strftime("%Y%m%d") == date
+            ):
+                expected[v.qid] = v.value
+        on_day = get(api, "/api/task-results/qubits/history", chip_id="64Q", task="CheckT1", date=date, tz=zone)  # fmt: skip
+        assert {q: r["output_parameters"]["t1"]["value"] for q, r in on_day["result"].items()} == expected  # fmt: skip
+        assert expected and str(UNCALIBRATED) not in expected
+
+
+def test_one_targets_history_of_a_task(lab):
+    api, h = lab
+    got = get(api, "/api/task-results/qubits/5/history", chip_id="64Q", task="CheckT1")
+    assert got["name"] == "CheckT1"
+    values = [r["output_parameters"]["t1"]["value"] for r in got["data"].values()]
+    assert values == [v.value for v in reversed(h.series("64Q", "5", "t1"))]
+    assert {r["execution_id"] for r in got["data"].values()} == {f"d{d}" for d in range(DAYS)}
+    pair = get(api, "/api/task-results/couplings/3-4/history", chip_id="64Q", task="CheckZX90")
+    assert len(pair["data"]) == len(h.series("64Q", "3-4", "zx90_gate_fidelity"))
+    past = get(api, "/api/task-results/qubits/5/history", chip_id="64Q", task="CheckT1", as_of=h.cut[1].isoformat())  # fmt: skip
+    assert len(past["data"]) == 2
+
+
+def test_timeseries_by_tag_and_the_tags(lab):
+    api, h = lab
+    window = {"start_at": (DAY0 - timedelta(days=1)).isoformat(), "end_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    got = get(api, "/api/task-results/timeseries", chip_id="64Q", tag="odd", parameter="t1", **window)  # fmt: skip
+    expected: dict[str, list[float]] = {}
+    for v in h.versions:
+        if v.chip == "64Q" and v.name == "t1" and v.day % 2 == 1:
+            expected.setdefault(v.qid, []).append(v.value)
+    assert {q: [p["value"] for p in points] for q, points in got["data"].items()} == expected
+    one = get(api, "/api/task-results/timeseries", chip_id="64Q", tag="daily", parameter="t1", qid="5", **window)  # fmt: skip
+    assert list(one["data"]) == ["5"] and len(one["data"]["5"]) == DAYS
+    narrow = {
+        "start_at": (DAY0 + timedelta(days=4, hours=-1)).isoformat(),
+        "end_at": window["end_at"],
+    }
+    recent = get(api, "/api/task-results/timeseries", chip_id="64Q", tag="daily", parameter="t1", qid="5", **narrow)  # fmt: skip
+    assert [p["execution_id"] for p in recent["data"]["5"]] == ["d4", "d5"]
+    assert get(api, "/api/tags") == {"tags": [{"name": "daily"}, {"name": "odd"}]}
+
+    bad = [
+        ("/api/task-results/qubits/history", {"chip_id": "64Q", "task": "CheckT1", "date": "2026-11-01"}, 422),
+        ("/api/task-results/qubits/history", {"chip_id": "64Q", "task": "CheckT1", "date": "20261341"}, 422),
+        ("/api/task-results/qubits/latest", {"chip_id": "nope", "task": "CheckT1"}, 404),
+        ("/api/task-results/timeseries", {"chip_id": "64Q", "tag": "x", "parameter": "t1", "start_at": "2026-01-02T00:00:00Z", "end_at": "2026-01-01T00:00:00Z"}, 422),
+    ]  # fmt: skip
+    for path, params, status in bad:
+        r = api.get(path, params=params)
+        assert r.status_code == status, (path, params, r.text)

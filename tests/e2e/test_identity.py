@@ -126,6 +126,14 @@ ACCESS = {
             "/api/chips/{chip_id}/metrics/summary",
             "/api/chips/{chip_id}/metrics/heatmap/{metric}",
             "/api/chips/{chip_id}/dates",
+            "/api/task-results/qubits/latest",
+            "/api/task-results/qubits/history",
+            "/api/task-results/qubits/{qid}/history",
+            "/api/task-results/couplings/latest",
+            "/api/task-results/couplings/history",
+            "/api/task-results/couplings/{coupling_id}/history",
+            "/api/task-results/timeseries",
+            "/api/tags",
         )
     },
     # Last: they delete the walk's project or end the callers' sessions.
