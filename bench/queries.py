@@ -44,7 +44,7 @@ from commands.processor import Submission, process_batch
 from config.catalog import load_metrics, load_policy
 from domain.access import SYSTEM
 from domain.events import CommandContext
-from projections import changes, lineage, metrics, quality
+from projections import changes, lineage, metrics, quality, task_results
 from projections import provenance as q
 
 SIDE = 16
@@ -119,7 +119,7 @@ def load(data_dir: Path, events: int) -> tuple[int, float]:
     process_batch([submission(RegisterChip(chip_id="256Q", size=QUBITS), start)], store)
     for day in range(days):
         at = start + timedelta(days=day)
-        batch = [submission(StartExecution(execution_id=f"d{day:04d}", chip_id="256Q", started_at=at), at)]  # fmt: skip
+        batch = [submission(StartExecution(execution_id=f"d{day:04d}", chip_id="256Q", started_at=at, tags=["daily"]), at)]  # fmt: skip
         for wave in day_waves(rng, day, start):
             batch += [submission(c, at) for c in wave]
             for i in range(0, len(batch), 500):
@@ -201,6 +201,9 @@ def main() -> None:
     freq_ids = [v.replace("t2_echo", "qubit_frequency").replace("CheckT2Echo", "CheckQubitFrequency") for v in t2_ids]  # fmt: skip
     days = len(t2_ids)
     as_of = (datetime.now(UTC) - timedelta(days=days // 2)).isoformat()
+    now_iso = datetime.now(UTC).isoformat()
+    month_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).isoformat()
     print(f"{days} days of history; entity ids from qubit 5")
 
     queries = {
@@ -234,6 +237,31 @@ def main() -> None:
         "metric history (one qubit)": lambda: (
             f"/api/metrics/chips/256Q/qubits/{rng.randrange(QUBITS)}/history",
             {"metric": "t1"},
+        ),
+        "timeseries (one qubit, 30 days)": lambda: (
+            "/api/task-results/timeseries",
+            {
+                "chip_id": "256Q",
+                "tag": "daily",
+                "parameter": "t1",
+                "qid": str(rng.randrange(QUBITS)),
+                "start_at": month_ago,
+                "end_at": now_iso,
+            },
+        ),
+        "timeseries (whole chip, 7 days)": lambda: (
+            "/api/task-results/timeseries",
+            {
+                "chip_id": "256Q",
+                "tag": "daily",
+                "parameter": "t1",
+                "start_at": week_ago,
+                "end_at": now_iso,
+            },
+        ),
+        "task results, latest": lambda: (
+            "/api/task-results/qubits/latest",
+            {"chip_id": "256Q", "task": "CheckT1"},
         ),
         "degradation trends": lambda: ("/api/provenance/degradation-trends", {"min_streak": 3}),
         "degradation trends, as_of": lambda: (
@@ -311,6 +339,29 @@ def main() -> None:
             catalog.metrics["t1"],
             limit=None,
             within_days=None,
+        ),
+        "timeseries (one qubit, 30 days)": lambda: task_results.timeseries(
+            db,
+            "default",
+            "256Q",
+            tag="daily",
+            parameter="t1",
+            qid=str(rng.randrange(QUBITS)),
+            start_at=datetime.fromisoformat(month_ago),
+            end_at=datetime.fromisoformat(now_iso),
+        ),
+        "timeseries (whole chip, 7 days)": lambda: task_results.timeseries(
+            db,
+            "default",
+            "256Q",
+            tag="daily",
+            parameter="t1",
+            qid=None,
+            start_at=datetime.fromisoformat(week_ago),
+            end_at=datetime.fromisoformat(now_iso),
+        ),
+        "task results, latest": lambda: task_results.latest_results(
+            db, "default", "256Q", "CheckT1", "qubit"
         ),
         "degradation trends": lambda: quality.degradation_trends(
             db, "default", catalog, min_streak=3, limit=50
