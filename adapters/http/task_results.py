@@ -28,10 +28,11 @@ def _latest(kind: str):
 
 def _on_day(kind: str):
     def on_day(
-        chip_id: ChipId, task: TaskName, date: Day, project: ProjectId, db: ReadModels, tz: Zone
-    ):
+        chip_id: ChipId, task: TaskName, date: Day, project: ProjectId, db: ReadModels,
+        tz: Zone, at: AsOf,
+    ):  # fmt: skip
         bounds = q.day_bounds(date, tz)
-        return fast_json(q.latest_results(db, project, chip_id, task, kind, day=bounds))
+        return fast_json(q.latest_results(db, project, chip_id, task, kind, day=bounds, at=at))
 
     return on_day
 
