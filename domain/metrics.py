@@ -169,52 +169,33 @@ def check_policy(
 ) -> list[Violation]:
     """Every check of `rule` the version fails, evaluated at `now`."""
     out: list[Violation] = []
-    name, sev = rule.parameter, rule.severity
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    if numeric and rule.min is not None and value < rule.min:  # type: ignore[operator]
+    name = rule.parameter
+
+    def flag(check_type: str, message: str, threshold: float, measured: float) -> None:
         out.append(
             Violation(
-                check_type="min",
-                severity=sev,
-                message=f"{name} = {value} {unit} is below the minimum {rule.min}",
-                threshold=rule.min,
-                measured=float(value),  # type: ignore[arg-type]
+                check_type=check_type,
+                severity=rule.severity,
+                message=message,
+                threshold=threshold,
+                measured=measured,
             )
         )
-    if numeric and rule.max is not None and value > rule.max:  # type: ignore[operator]
-        out.append(
-            Violation(
-                check_type="max",
-                severity=sev,
-                message=f"{name} = {value} {unit} is above the maximum {rule.max}",
-                threshold=rule.max,
-                measured=float(value),  # type: ignore[arg-type]
-            )
-        )
+
+    # Bounds and uncertainty apply to numbers only (not bools or text); staleness to all.
+    number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None  # fmt: skip
+    if number is not None and rule.min is not None and number < rule.min:
+        flag("min", f"{name} = {value} {unit} is below the minimum {rule.min}", rule.min, number)
+    if number is not None and rule.max is not None and number > rule.max:
+        flag("max", f"{name} = {value} {unit} is above the maximum {rule.max}", rule.max, number)
     if rule.staleness_hours is not None:
         age_h = (now - valid_from).total_seconds() / 3600
         if age_h > rule.staleness_hours:
-            out.append(
-                Violation(
-                    check_type="staleness",
-                    severity=sev,
-                    message=f"{name} was last calibrated {age_h:.1f} h ago"
-                    f" (limit {rule.staleness_hours:g} h)",
-                    threshold=rule.staleness_hours,
-                    measured=round(age_h, 3),
-                )
-            )
-    if numeric and rule.uncertainty_ratio is not None and error is not None:
-        ratio = abs(error) / abs(value) if value else math.inf  # type: ignore[arg-type]
+            message = f"{name} was last calibrated {age_h:.1f} h ago (limit {rule.staleness_hours:g} h)"  # fmt: skip
+            flag("staleness", message, rule.staleness_hours, round(age_h, 3))
+    if number is not None and rule.uncertainty_ratio is not None and error is not None:
+        ratio = abs(error) / abs(number) if number else math.inf
         if ratio > rule.uncertainty_ratio:
-            out.append(
-                Violation(
-                    check_type="uncertainty",
-                    severity=sev,
-                    message=f"{name} has error/value = {ratio:.3g}"
-                    f" (limit {rule.uncertainty_ratio:g})",
-                    threshold=rule.uncertainty_ratio,
-                    measured=ratio,
-                )
-            )
+            message = f"{name} has error/value = {ratio:.3g} (limit {rule.uncertainty_ratio:g})"
+            flag("uncertainty", message, rule.uncertainty_ratio, ratio)
     return out

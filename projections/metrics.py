@@ -17,8 +17,6 @@ from domain.metrics import EvaluationMode, MetricCatalog, MetricDefinition
 from projections.base import QueryError, ViewReader, iso, utc
 from projections.provenance import NOW, Moment
 
-SELECTION_MODES = ("latest", "best", "average")
-
 
 def metric_or_404(catalog: MetricCatalog, metric: str) -> MetricDefinition:
     found = catalog.metrics.get(metric)
