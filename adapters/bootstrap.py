@@ -31,6 +31,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from adapters.commandbus import CMD_PREFIX, COMMITTED_SUBJECT, CommandWriter, command_broker
 from adapters.eventstore import EventStore, store_location
+from adapters.figures import FigureStore
 from adapters.http.app import create_app
 from adapters.http.security import Auth
 from adapters.natsserver import EmbeddedNats, die_with_parent
@@ -227,6 +228,7 @@ def _query_app(
         health=health,
         read_wait_seconds=settings.read_wait_seconds,
         auth=auth,
+        figure_store=FigureStore(js),
     )
     return app
 
@@ -262,7 +264,11 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         await asyncio.to_thread(ensure_first_admin, settings, store, passwords)
         await committed()  # wakes a relay that started before the first admin was saved
         writer = CommandWriter(
-            store, batch_max=settings.command_batch_max, on_commit=committed, passwords=passwords
+            store,
+            batch_max=settings.command_batch_max,
+            on_commit=committed,
+            passwords=passwords,
+            figures=FigureStore(js),
         )
         broker = command_broker(nats_url, writer, token_service(settings))
     if "query" in roles:

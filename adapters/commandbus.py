@@ -17,12 +17,13 @@ from adapters.credentials import MissingCredential, read_credential
 from adapters.security.passwords import Passwords
 from adapters.security.tokens import InvalidToken, TokenService
 from commands.handlers import COMMANDS
-from commands.models import Command, Rejected, Reply
+from commands.models import Command, RecordTaskResult, Rejected, Reply
 from commands.ports import StoreUnavailable
 from commands.processor import Submission, process_batch
 from domain.events import CommandContext
 
 from .eventstore import EventStore
+from .figures import FigureStore, KnownFigures
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,11 @@ class CommandWriter:
         batch_max: int,
         on_commit: Callable[[], Awaitable[None]],
         passwords: Passwords | None = None,
+        figures: FigureStore | None = None,
     ) -> None:
         self.store = store
         self.passwords = passwords or Passwords()
+        self.figures = figures
         self.batch_max = batch_max
         self.on_commit = on_commit
         self.queue: asyncio.Queue[tuple[Submission, asyncio.Future[Reply]]] = asyncio.Queue()
@@ -65,9 +68,11 @@ class CommandWriter:
             batch = [await self.queue.get()]
             while len(batch) < self.batch_max and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
+            submissions = [s for s, _ in batch]
             try:
+                known = await self._known_figures(submissions)
                 replies = await asyncio.to_thread(
-                    process_batch, [s for s, _ in batch], self.store, self.passwords
+                    process_batch, submissions, self.store, self.passwords, known
                 )
             except StoreUnavailable as err:
                 log.error("event store unavailable: %s", err)
@@ -88,6 +93,17 @@ class CommandWriter:
             await self.on_commit()
             if self.queue.empty():
                 self.idle.set()
+
+    async def _known_figures(self, batch: list[Submission]) -> KnownFigures | None:
+        names = [
+            name
+            for s in batch
+            if isinstance(s.command, RecordTaskResult)
+            for name in (*s.command.task.figure_path, *s.command.task.json_figure_path)
+        ]
+        if not names or self.figures is None:
+            return None
+        return KnownFigures(await self.figures.present(names))
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Let submitted commands finish (and get their replies) before shutdown."""

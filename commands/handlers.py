@@ -17,6 +17,7 @@ from commands.models import (
     FailExecution,
     RecordTaskResult,
     RegisterChip,
+    SetTaskResultExclusion,
     StartExecution,
     TaskResultIn,
 )
@@ -105,10 +106,20 @@ def _resolve_inputs(uow: UnitOfWork, ctx: CommandContext, chip: Chip, task: Task
     return tuple(used)
 
 
+def _require_figures(uow: UnitOfWork, task: TaskResultIn) -> None:
+    for name in (*task.figure_path, *task.json_figure_path):
+        if uow.figures is None or not uow.figures.exists(name):
+            raise NotFound(
+                f"figure '{name}' was not uploaded; POST it to /api/figures first",
+                code="unknown_figure",
+            )
+
+
 def handle_record_task_result(
     cmd: RecordTaskResult, ctx: CommandContext, uow: UnitOfWork, _: Caller
 ):
     task = cmd.task
+    _require_figures(uow, task)
     execution = _require_execution(uow, ctx.project_id, cmd.execution_id)
     execution.check_can_record(task.task_id, task.start_at, task.end_at)
     chip = _require_chip(uow, ctx.project_id, execution.chip_id)
@@ -137,6 +148,8 @@ def handle_record_task_result(
         },
         output_parameters={k: v.model_dump() for k, v in task.output_parameters.items()},
         run_parameters=dict(task.run_parameters),
+        figure_path=tuple(task.figure_path),
+        json_figure_path=tuple(task.json_figure_path),
         start_at=task.start_at,
         end_at=task.end_at,
         used=used,
@@ -171,12 +184,21 @@ def handle_finish_execution(
     return uow.stage(execution)
 
 
+def handle_set_exclusion(
+    cmd: SetTaskResultExclusion, ctx: CommandContext, uow: UnitOfWork, _: Caller
+):
+    execution = _require_execution(uow, ctx.project_id, cmd.execution_id)
+    execution.set_exclusion(ctx, task_id=cmd.task_id, excluded=cmd.excluded, reason=cmd.reason)
+    return uow.stage(execution)
+
+
 Handler = Callable[[Command, CommandContext, UnitOfWork, Caller], list[DomainEvent]]
 
 HANDLERS: dict[type[Command], Handler] = {
     RegisterChip: handle_register_chip,  # type: ignore[dict-item]
     StartExecution: handle_start_execution,  # type: ignore[dict-item]
     RecordTaskResult: handle_record_task_result,  # type: ignore[dict-item]
+    SetTaskResultExclusion: handle_set_exclusion,  # type: ignore[dict-item]
     CompleteExecution: handle_finish_execution,  # type: ignore[dict-item]
     FailExecution: handle_finish_execution,  # type: ignore[dict-item]
     CancelExecution: handle_finish_execution,  # type: ignore[dict-item]

@@ -31,6 +31,9 @@ def _finite(value):
 
 
 ParamValue = Annotated[bool | int | float | str, AfterValidator(_finite)]
+# Names of uploaded figures (domain/figures.py): the SHA-256 of the content and its kind.
+PngFigure = Annotated[str, Field(pattern=r"^[0-9a-f]{64}\.png$")]
+JsonFigure = Annotated[str, Field(pattern=r"^[0-9a-f]{64}\.json$")]
 
 
 class Command(BaseModel):
@@ -98,6 +101,9 @@ class TaskResultIn(BaseModel):
     input_parameters: dict[str, InputParameter] = Field(default_factory=dict, max_length=200)
     output_parameters: dict[Ident, OutputParameter] = Field(default_factory=dict, max_length=200)
     run_parameters: dict[str, Any] = Field(default_factory=dict)
+    # Uploaded first (POST /api/figures); the command is rejected if one is missing.
+    figure_path: list[PngFigure] = Field(default_factory=list, max_length=50)
+    json_figure_path: list[JsonFigure] = Field(default_factory=list, max_length=50)
     start_at: UtcDatetime
     end_at: UtcDatetime
 
@@ -129,10 +135,21 @@ class CancelExecution(_Finish):
     STATUS = "cancelled"
 
 
+class SetTaskResultExclusion(Command):
+    """Leave a task's results out of best and average chip metrics (or take them back)."""
+
+    SUBJECT = "calibration.set_task_result_exclusion"
+    execution_id: Ident
+    task_id: Ident
+    excluded: bool = True
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+
 CALIBRATION_COMMANDS: tuple[type[Command], ...] = (
     RegisterChip,
     StartExecution,
     RecordTaskResult,
+    SetTaskResultExclusion,
     CompleteExecution,
     FailExecution,
     CancelExecution,

@@ -44,3 +44,9 @@ class PasswordHasherPort(Protocol):
     def hash(self, password: str) -> str: ...
 
     def verify(self, password_hash: str | None, password: str) -> bool: ...
+
+
+class FigureIndexPort(Protocol):
+    """Which uploaded figures exist (looked up by the adapter before the batch runs)."""
+
+    def exists(self, name: str) -> bool: ...

@@ -16,7 +16,12 @@ from commands.authorization import Caller, authorize
 from commands.handlers import HANDLERS
 from commands.identity import MASK_SECRETS
 from commands.models import Accepted, Command, Rejected, Reply
-from commands.ports import ConcurrencyConflict, EventStorePort, PasswordHasherPort
+from commands.ports import (
+    ConcurrencyConflict,
+    EventStorePort,
+    FigureIndexPort,
+    PasswordHasherPort,
+)
 from commands.unit_of_work import UnitOfWork
 from domain.access import Credential
 from domain.errors import DomainError
@@ -69,10 +74,13 @@ class _Poisoned(Exception):
 
 
 def process_batch(
-    batch: list[Submission], store: EventStorePort, passwords: PasswordHasherPort | None = None
+    batch: list[Submission],
+    store: EventStorePort,
+    passwords: PasswordHasherPort | None = None,
+    figures: FigureIndexPort | None = None,
 ) -> list[Reply]:
     for attempt in range(MAX_ATTEMPTS):
-        uow = UnitOfWork(store, passwords)
+        uow = UnitOfWork(store, passwords, figures)
         try:
             # First attempt: look up idempotency keys only for rejected commands. A repeated
             # command that would be accepted again stages its CommandRecord at version 1,
@@ -86,13 +94,15 @@ def process_batch(
             uow.discard()
             if len(batch) == 1:
                 return [poisoned.reply]
-            return [reply for sub in batch for reply in process_batch([sub], store, passwords)]
+            return [
+                reply for sub in batch for reply in process_batch([sub], store, passwords, figures)
+            ]
         except BaseException:
             uow.discard()
             raise
         return [o.resolve(positions) for o in outcomes]
     if len(batch) > 1:
-        return [reply for sub in batch for reply in process_batch([sub], store, passwords)]
+        return [reply for sub in batch for reply in process_batch([sub], store, passwords, figures)]
     return [
         Rejected(
             code="concurrency_conflict",

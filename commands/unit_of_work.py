@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
-from commands.ports import EventStorePort, PasswordHasherPort
+from commands.ports import EventStorePort, FigureIndexPort, PasswordHasherPort
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent
 
@@ -18,9 +18,15 @@ A = TypeVar("A", bound=Aggregate)
 
 
 class UnitOfWork:
-    def __init__(self, store: EventStorePort, passwords: PasswordHasherPort | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStorePort,
+        passwords: PasswordHasherPort | None = None,
+        figures: FigureIndexPort | None = None,
+    ) -> None:
         self.store = store
         self.passwords = passwords
+        self.figures = figures
         self.loaded: dict[uuid.UUID, Aggregate] = {}
         self.staged: list[DomainEvent] = []
 

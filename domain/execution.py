@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from domain.aggregate import Aggregate
-from domain.errors import Conflict, InvalidInput
-from domain.events import CommandContext, DomainEvent, register, stable_id
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.events import UPCASTERS, CommandContext, DomainEvent, register, stable_id
 
 RUNNING = "running"
 FINISHED = ("completed", "failed", "cancelled")
@@ -37,6 +37,7 @@ class TaskResultRecorded(DomainEvent):
     """One calibration task finished inside an execution."""
 
     TYPE = "calibration.TaskResultRecorded"
+    VERSION = 2  # 2: figure names
     execution_id: str
     chip_id: str
     task_id: str
@@ -51,6 +52,15 @@ class TaskResultRecorded(DomainEvent):
     start_at: datetime
     end_at: datetime
     used: tuple[str, ...]  # entity ids of the parameter versions this task read
+    figure_path: tuple[str, ...] = ()  # uploaded figures (domain/figures.py)
+    json_figure_path: tuple[str, ...] = ()
+
+
+def _task_result_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "figure_path": [], "json_figure_path": []}
+
+
+UPCASTERS[(TaskResultRecorded.TYPE, 1)] = _task_result_v1_to_v2
 
 
 @register
@@ -62,6 +72,19 @@ class ExecutionFinished(DomainEvent):
     execution_id: str
     status: str
     message: str
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class TaskResultExclusionSet(DomainEvent):
+    """A person marked a task's result as not to be trusted (or trusted again): best and
+    average chip metrics leave its parameter versions out from then on."""
+
+    TYPE = "calibration.TaskResultExclusionSet"
+    execution_id: str
+    task_id: str
+    excluded: bool
+    reason: str
 
 
 def execution_key(project_id: str, execution_id: str):
@@ -134,6 +157,22 @@ class Execution(Aggregate):
         assert isinstance(event, TaskResultRecorded)
         return event
 
+    def set_exclusion(self, ctx: CommandContext, *, task_id: str, excluded: bool, reason: str):
+        """Allowed after the execution ended too: a bad result is often noticed later."""
+        if task_id not in self.task_ids:
+            raise NotFound(
+                f"execution '{self.execution_id}' has no task '{task_id}'", code="task_not_found"
+            )
+        self._trigger(
+            TaskResultExclusionSet,
+            ctx,
+            occurred_at=ctx.received_at,
+            execution_id=self.execution_id,
+            task_id=task_id,
+            excluded=excluded,
+            reason=reason,
+        )
+
     def finish(self, ctx: CommandContext, *, status: str, message: str) -> None:
         if status not in FINISHED:
             raise InvalidInput(f"status must be one of {FINISHED}", code="invalid_status")
@@ -154,6 +193,9 @@ class Execution(Aggregate):
 
     def _on_TaskResultRecorded(self, e: TaskResultRecorded) -> None:
         self.task_ids.add(e.task_id)
+
+    def _on_TaskResultExclusionSet(self, e: TaskResultExclusionSet) -> None:
+        pass  # read models act on it; no rule of the aggregate depends on it
 
     def _on_ExecutionFinished(self, e: ExecutionFinished) -> None:
         self.status = e.status

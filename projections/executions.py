@@ -43,12 +43,21 @@ TASK = Table(
         ("input_json", "VARCHAR"),
         ("output_json", "VARCHAR"),
         ("run_json", "VARCHAR"),
+        ("figures_json", "VARCHAR"),
+        ("json_figures_json", "VARCHAR"),
         ("start_at", "TIMESTAMPTZ"),
         ("end_at", "TIMESTAMPTZ"),
         ("recorded_at", "TIMESTAMPTZ"),
         ("position", "BIGINT"),
     ),
     (("project_id", "task_id"), ("project_id", "execution_id"), ("task_id",)),
+)
+
+# Which project's task results name a figure: a team may download only its own figures.
+FIGURE = Table(
+    "task_figure",
+    (("project_id", "VARCHAR"), ("name", "VARCHAR"), ("task_id", "VARCHAR")),
+    (("project_id", "name"),),
 )
 
 
@@ -61,14 +70,19 @@ class ExecutionProjector(Projector):
             "calibration.ExecutionFinished",
         }
     )
-    tables = (EXECUTION, TASK)
-    schema_version = 2
+    tables = (EXECUTION, TASK, FIGURE)
+    schema_version = 3  # 3: figure names
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
         tasks = []
+        figures = []
         for env in batch:
             p, kind = env["payload"], env["type"]
             if kind == "calibration.TaskResultRecorded":
+                figures += [
+                    {"project_id": env["project_id"], "name": name, "task_id": p["task_id"]}
+                    for name in (*p.get("figure_path", ()), *p.get("json_figure_path", ()))
+                ]
                 tasks.append(
                     {
                         "project_id": env["project_id"],
@@ -83,6 +97,9 @@ class ExecutionProjector(Projector):
                         "input_json": to_json(p["input_parameters"]),
                         "output_json": to_json(p["output_parameters"]),
                         "run_json": to_json(p["run_parameters"]),
+                        # Version-1 events (before figures) are published as stored.
+                        "figures_json": to_json(p.get("figure_path", [])),
+                        "json_figures_json": to_json(p.get("json_figure_path", [])),
                         "start_at": p["start_at"],
                         "end_at": p["end_at"],
                         "recorded_at": env["recorded_at"],
@@ -125,6 +142,7 @@ class ExecutionProjector(Projector):
                     ],
                 )
         tx.insert(TASK, tasks)
+        tx.insert(FIGURE, figures)
 
 
 # -- queries -----------------------------------------------------------------------
@@ -162,6 +180,14 @@ def list_executions(db: ViewReader, project_id: str, chip_id: str, *, skip: int,
     }
 
 
+FIGURE_URL = "/api/figures/"
+
+
+def figure_paths(names_json: str | None) -> list[str]:
+    """Where a client fetches each figure: an API path, never a server file path."""
+    return [FIGURE_URL + name for name in orjson.loads(names_json or "[]")]
+
+
 def task_entry(t: dict[str, Any]) -> dict[str, Any]:
     outputs = orjson.loads(t["output_json"])
     return {
@@ -176,8 +202,8 @@ def task_entry(t: dict[str, Any]) -> dict[str, Any]:
         "output_parameter_names": list(outputs),
         "run_parameters": orjson.loads(t["run_json"]),
         "note": {},
-        "figure_path": [],
-        "json_figure_path": [],
+        "figure_path": figure_paths(t["figures_json"]),
+        "json_figure_path": figure_paths(t["json_figures_json"]),
         "raw_data_path": [],
         "start_at": iso(t["start_at"]),
         "end_at": iso(t["end_at"]),
@@ -185,6 +211,17 @@ def task_entry(t: dict[str, Any]) -> dict[str, Any]:
         "task_type": t["task_type"],
         "default_view": True,
     }
+
+
+def unknown_figures(db: ViewReader, project_id: str, names: Sequence[str]) -> list[str]:
+    """The names no task result of the project refers to, in the order given."""
+    rows = db.rows(
+        "SELECT DISTINCT name FROM task_figure WHERE project_id = ? AND name IN"
+        f" ({', '.join('?' * len(names))})",
+        [project_id, *names],
+    )
+    known = {r["name"] for r in rows}
+    return [n for n in names if n not in known]
 
 
 def get_execution(db: ViewReader, project_id: str, execution_id: str) -> dict[str, Any] | None:
@@ -231,8 +268,8 @@ def get_task_result(db: ViewReader, project_id: str, task_id: str) -> dict[str, 
         "status": t["status"],
         "execution_id": t["execution_id"],
         "flow_name": t["flow_name"],
-        "figure_path": [],
-        "json_figure_path": [],
+        "figure_path": figure_paths(t["figures_json"]),
+        "json_figure_path": figure_paths(t["json_figures_json"]),
         "input_parameters": orjson.loads(t["input_json"]),
         "output_parameters": orjson.loads(t["output_json"]),
         "run_parameters": orjson.loads(t["run_json"]),

@@ -67,7 +67,8 @@ def chip_metrics(
     """{qubit_metrics: {metric: {qid: {...}}}, coupling_metrics: ...} for one chip.
 
     latest: the current version; best: the best value under the metric's evaluation mode
-    (the latest for mode none); average: mean, standard deviation and count. With
+    (the latest for mode none); average: mean, standard deviation and count; neither
+    counts results excluded by then (latest is the record as it stands). With
     `within_hours`, only versions measured in that window (before `as_of`) count."""
     names = list(catalog.metrics)
     if selection_mode == "latest":
@@ -77,10 +78,12 @@ def chip_metrics(
         if within_hours is not None:
             where, args = "valid_from >= ?", [*args, at.now - timedelta(hours=within_hours)]
     else:
+        # Best and average leave out results someone excluded (failed tasks have none).
         source, args = "parameter_version", []
         where, params = _window(at, within_hours)
-        where = f"project_id = ? AND {where}"
-        args = [project_id, *params]
+        kept, kept_args = at.not_excluded(project_id)
+        where = f"project_id = ? AND {where} AND {kept}"
+        args = [project_id, *params, *kept_args]
     base = (
         f"FROM {source} WHERE {where} AND chip_id = ?"
         " AND parameter_name IN (SELECT unnest(?::VARCHAR[]))"

@@ -72,6 +72,19 @@ RELATION = Table(
     # No index: traversals run on the in-memory graph, which reads this table by position
     # (insert order, so DuckDB's zone maps find the new rows); indexes only slow inserts.
 )
+# Every exclusion mark, append-only: a task's newest mark known at a moment decides
+# whether best and average metrics leave its versions out then.
+EXCLUSION = Table(
+    "task_exclusion",
+    (
+        ("project_id", "VARCHAR"),
+        ("activity", "VARCHAR"),  # execution_id:task_id
+        ("excluded", "BOOLEAN"),
+        ("reason", "VARCHAR"),
+        ("recorded_at", "TIMESTAMPTZ"),
+        ("position", "BIGINT"),
+    ),
+)
 
 
 def activity_id(execution_id: str, task_id: str) -> str:
@@ -107,13 +120,20 @@ def _trend_of(row: dict[str, Any]) -> Trend:
 
 class ProvenanceProjector(Projector):
     name = "provenance"
-    handles = frozenset({"calibration.ParameterVersionRecorded", "calibration.TaskResultRecorded"})
-    tables = (VERSION, CURRENT, RELATION)
-    schema_version = 5
+    handles = frozenset(
+        {
+            "calibration.ParameterVersionRecorded",
+            "calibration.TaskResultRecorded",
+            "calibration.TaskResultExclusionSet",
+        }
+    )
+    tables = (VERSION, CURRENT, RELATION, EXCLUSION)
+    schema_version = 6  # 6: exclusion marks
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
         versions: list[dict[str, Any]] = []
         relations: list[dict[str, Any]] = []
+        exclusions: list[dict[str, Any]] = []
         for env in batch:
             p = env["payload"]
             rel = {
@@ -122,6 +142,11 @@ class ProvenanceProjector(Projector):
                 "position": env["position"],
             }
             activity = activity_id(p["execution_id"], p["task_id"])
+            if env["type"] == "calibration.TaskResultExclusionSet":
+                exclusions.append(
+                    {**rel, "activity": activity, "excluded": p["excluded"], "reason": p["reason"]}
+                )
+                continue
             if env["type"] == "calibration.TaskResultRecorded":
                 relations.extend(
                     {**rel, "relation": "used", "subject": activity, "object": u} for u in p["used"]
@@ -140,6 +165,7 @@ class ProvenanceProjector(Projector):
         # so a new version never rewrites (or scans for) the one it supersedes.
         tx.insert(VERSION, versions)
         tx.insert(RELATION, relations)
+        tx.insert(EXCLUSION, exclusions)
 
     def _fold_trends(self, versions: list[dict[str, Any]], tx: ViewTx) -> None:
         """Give each version its series' trend, and move `parameter_current` on."""
@@ -222,6 +248,16 @@ class Moment:
             return "TRUE", []
         a = f"{alias}." if alias else ""
         return f"{a}recorded_at <= ? AND {a}valid_from <= ?", [self.as_of, self.as_of]
+
+    def not_excluded(self, project_id: str) -> tuple[str, list[Any]]:
+        """SQL predicate on a version row: its task was not excluded at this moment."""
+        known = "TRUE" if self.as_of is None else "recorded_at <= ?"
+        return (
+            "execution_id || ':' || task_id NOT IN (SELECT activity FROM task_exclusion"
+            f" WHERE project_id = ? AND {known} GROUP BY activity"
+            " HAVING arg_max(excluded, position))",
+            [project_id, *([self.as_of] if self.as_of is not None else [])],
+        )
 
     def current(self, project_id: str) -> tuple[str, list[Any]]:
         """A FROM-clause source with the newest known version of each series."""

@@ -16,6 +16,7 @@ from projections.provenance import NOW, Moment
 
 TASK_COLUMNS = (
     "task_id, qid, task_name, task_type, status, message, input_json, output_json, run_json,"
+    " figures_json, json_figures_json,"
     " start_at::TIMESTAMP AS start_at, end_at::TIMESTAMP AS end_at"
 )
 

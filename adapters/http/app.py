@@ -11,7 +11,16 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.http import admin, chips, executions, metrics, projects, provenance, task_results
+from adapters.http import (
+    admin,
+    chips,
+    executions,
+    figures,
+    metrics,
+    projects,
+    provenance,
+    task_results,
+)
 from adapters.http import auth as auth_routes
 from domain.metrics import MetricCatalog, PolicyRule
 from projections.base import QueryError
@@ -31,6 +40,7 @@ def create_app(
     catalog: MetricCatalog,
     policy: tuple[PolicyRule, ...],
     timezone: str = "UTC",
+    figure_store: Any = None,
 ) -> FastAPI:
     app = FastAPI(
         title="qledger",
@@ -47,6 +57,7 @@ def create_app(
     app.state.policy = policy
     app.state.timezone = timezone
     app.state.graph = ProvenanceGraph()
+    app.state.figures = figure_store
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -99,6 +110,7 @@ def create_app(
     ):
         app.include_router(router)
     app.include_router(chips.router)
+    app.include_router(figures.router)  # before /api/executions/{execution_id}
     app.include_router(executions.router)
     app.include_router(provenance.router)
     app.include_router(metrics.router)

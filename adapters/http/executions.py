@@ -25,6 +25,7 @@ from commands.models import (
     FailExecution,
     Ident,
     RecordTaskResult,
+    SetTaskResultExclusion,
     StartExecution,
     TaskResultIn,
 )
@@ -111,6 +112,30 @@ async def record_task_result(
     command = RecordTaskResult(execution_id=execution_id, task=TaskResultIn(**fields))
     reply = await send_command(request, command, project, idempotency_key)
     return accepted_body(reply, task_id=fields["task_id"])
+
+
+class ExclusionRequest(BaseModel):
+    excluded: bool = True
+    reason: str = Field("", max_length=2000)
+
+
+@router.put("/api/executions/{execution_id}/tasks/{task_id}/exclusion", response_model=TaskAccepted)
+async def set_task_result_exclusion(
+    execution_id: str,
+    task_id: str,
+    body: ExclusionRequest,
+    request: Request,
+    project: WritableProject,
+    idempotency_key: IdempotencyKey = None,
+):
+    """qledger's: leave a task's results out of best and average chip metrics from now
+    on (`excluded: false` takes them back). The mark is an event; `as_of` queries from
+    before it still count the results."""
+    command = SetTaskResultExclusion(
+        execution_id=execution_id, task_id=task_id, excluded=body.excluded, reason=body.reason
+    )
+    reply = await send_command(request, command, project, idempotency_key)
+    return accepted_body(reply, task_id=task_id)
 
 
 def _finish_route(

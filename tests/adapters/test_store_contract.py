@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
+from eventsourcing.persistence import JSONTranscoder, StoredEvent
 
-from adapters.eventstore import EventStore, envelope, store_location
+from adapters.eventstore import EnvelopeMapper, EventStore, envelope, store_location
 from commands.models import (
     OutputParameter,
     RecordTaskResult,
@@ -18,6 +21,7 @@ from commands.models import (
 from commands.ports import ConcurrencyConflict
 from commands.processor import process_batch
 from domain.chip import Chip, ChipRegistered
+from domain.execution import TaskResultRecorded
 from domain.parameters import series_key
 from tests.conftest import ctx, sub
 
@@ -129,3 +133,31 @@ async def test_processes_opening_a_fresh_postgres_store_together_all_get_it(pg_s
     assert all(s.max_position() == 0 for s in stores)
     for s in stores:
         s.close()
+
+
+def test_a_task_result_stored_before_figures_existed_still_loads(store: EventStore):
+    """Schema evolution: a version-1 TaskResultRecorded (no figure fields) is upcast on
+    load, so executions recorded before figures keep working."""
+    process_batch([sub(RegisterChip(chip_id="c1", size=4))], store)
+    process_batch([sub(StartExecution(execution_id="e1", chip_id="c1", started_at=T0))], store)
+    task = TaskResultIn(
+        task_id="t1", task_name="CheckT1", qid="0", start_at=T0, end_at=T0 + timedelta(minutes=1)
+    )
+    [reply] = process_batch([sub(RecordTaskResult(execution_id="e1", task=task))], store)
+    assert reply.status == "accepted"
+    (note,) = store.notifications_after(reply.position - 1, 1)
+    assert envelope(note)["schema_version"] == 2
+    # The row as the previous release wrote it.
+    old = envelope(note)
+    for key in ("figure_path", "json_figure_path"):
+        del old["payload"][key]
+    old["schema_version"] = 1
+    row = StoredEvent(
+        originator_id=uuid.UUID(old["aggregate_id"]),
+        originator_version=old["aggregate_version"],
+        topic=note.topic,
+        state=orjson.dumps({k: v for k, v in old.items() if k != "position"}),
+    )
+    event = EnvelopeMapper(transcoder=JSONTranscoder()).to_domain_event(row)
+    assert isinstance(event, TaskResultRecorded)
+    assert (event.task_id, event.figure_path, event.json_figure_path) == ("t1", (), ())

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -179,6 +180,50 @@ def test_a_finished_execution_takes_no_more_results(api: httpx.Client):
     assert done["status"] == "cancelled" and done["end_at"] is not None
 
 
+def test_an_excluded_result_leaves_best_and_average_but_not_the_record(api: httpx.Client):
+    assert (
+        api.post("/api/executions", json={"chip_id": "c9", "execution_id": "x"}).status_code == 200
+    )
+    for tid, minute, value in (("a", 11, 50.0), ("outlier", 12, 95.0), ("b", 13, 60.0)):
+        body = task(tid, minute, qid="2", output_parameters={"t1": {"value": value}})
+        r = api.post("/api/executions/x/tasks", json=body)
+        assert r.status_code == 200, r.text
+    api.headers["X-Min-Position"] = str(r.json()["position"])
+
+    def t1(mode: str, **params) -> dict:
+        path = "/api/metrics/chips/c9/metrics"
+        got = api.get(path, params={"selection_mode": mode, **params})
+        assert got.status_code == 200, got.text
+        return got.json()["qubit_metrics"]["t1"]["2"]
+
+    assert t1("best")["value"] == 95.0
+    assert (t1("average")["value"], t1("average")["count"]) == (pytest.approx(205 / 3), 3)
+    before = datetime.now(UTC).isoformat()
+
+    mark = api.put(
+        "/api/executions/x/tasks/outlier/exclusion",
+        json={"reason": "TLS defect crossed the qubit during the fit"},
+    )
+    assert mark.status_code == 200, mark.text
+    api.headers["X-Min-Position"] = str(mark.json()["position"])
+    assert t1("best")["value"] == 60.0
+    assert (t1("average")["value"], t1("average")["count"]) == (55.0, 2)
+    assert t1("latest")["value"] == 60.0  # the record itself is unchanged
+    assert t1("best", as_of=before)["value"] == 95.0  # the past as it was then
+
+    back = api.put("/api/executions/x/tasks/outlier/exclusion", json={"excluded": False})
+    api.headers["X-Min-Position"] = str(back.json()["position"])
+    assert t1("best")["value"] == 95.0
+    del api.headers["X-Min-Position"]
+
+    for path, code in (
+        ("/api/executions/x/tasks/nope/exclusion", "task_not_found"),
+        ("/api/executions/nope/tasks/a/exclusion", "execution_not_found"),
+    ):
+        r = api.put(path, json={})
+        assert (r.status_code, r.json()["code"]) == (404, code)
+
+
 def test_events_tail_prints_the_stream_as_json_lines(api: httpx.Client, served: Serve):
     env = {**os.environ, "QLEDGER_DATA_DIR": str(served.data_dir)}
     env.pop("QLEDGER_NATS_URL", None)
@@ -203,7 +248,7 @@ def test_schema_lists_every_command_and_event():
     assert "qledger.cmd.calibration.record_task_result" in doc["commands"]
     assert doc["commands"]["qledger.cmd.chip.register"]["properties"]["size"]["maximum"] == 1024
     assert {"chip.ChipRegistered", "calibration.ParameterVersionRecorded"} <= set(doc["events"])
-    assert doc["events"]["calibration.TaskResultRecorded"]["schema_version"] == 1
+    assert doc["events"]["calibration.TaskResultRecorded"]["schema_version"] == 2  # + figures
 
 
 def test_api_docs_are_served_and_list_the_reference_paths(api: httpx.Client):

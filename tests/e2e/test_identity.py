@@ -97,8 +97,13 @@ ACCESS = {
     ("GET", "/api/tasks/{task_id}/result"): VIEWER,
     ("POST", "/api/executions/{execution_id}/tasks"): EDITOR,
     ("POST", "/api/executions/{execution_id}/complete"): EDITOR,
+    ("PUT", "/api/executions/{execution_id}/tasks/{task_id}/exclusion"): EDITOR,
     ("POST", "/api/executions/{execution_id}/fail"): EDITOR,
     ("POST", "/api/executions/{flow_run_id}/cancel"): EDITOR,
+    ("POST", "/api/figures"): EDITOR,
+    ("GET", "/api/figures/{name}"): VIEWER,
+    ("GET", "/api/executions/figure"): VIEWER,
+    ("POST", "/api/task-results/figures/download"): VIEWER,
     ("GET", "/api/provenance/entities/{entity_id}"): VIEWER,
     ("GET", "/api/provenance/history"): VIEWER,
     **{
@@ -182,7 +187,7 @@ def test_every_route_refuses_exactly_the_callers_it_should(served: Serve):
         params = {"project_id": project, "username": "nobody-here", "key_id": "0" * 16}
         if path == "/api/admin/projects/{project_id}":  # the walked one is deleted by now
             params["project_id"] = spare
-        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id", "metric")})  # fmt: skip
+        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id", "metric", "name")})  # fmt: skip
         for caller in (None, "viewer", "editor", "other", "admin"):
             headers = {"X-Project-Id": project}
             if caller is not None:
