@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy domain commands projections
+	$(BIN)/mypy domain commands projections twin
 
 test: lint
 	$(BIN)/pytest

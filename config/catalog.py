@@ -111,6 +111,11 @@ def _load(path: Path, model: type[_Strict]) -> _Strict:
         text = path.read_text()
     except OSError as err:
         raise ConfigFileError(f"{path}: cannot read: {err.strerror}") from None
+    return parse_text(text, path, model)
+
+
+def parse_text(text: str, path: Path | str, model: type[BaseModel]) -> Any:
+    """`text` validated by `model`; errors name `path` and the line of the bad node."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:

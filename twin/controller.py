@@ -1,0 +1,232 @@
+"""Controller state, folded from controller commands, and the effective noise it gives.
+
+Precedence, highest first (as the reference): a per-qubit override (absolute values) →
+global controller multipliers (inject_noise_override, policy_update, pulse schedule,
+ADC/DAC proxies, cryostat) → the active scenario overlay → the config default.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from twin.device import Backend, EdgeNoise, QubitNoise
+
+COMMAND_FIELDS: dict[str, frozenset[str]] = {
+    "inject_noise_override": frozenset(
+        {"gate_error_multiplier", "readout_error_multiplier", "exec_time_scale"}
+    ),
+    "set_qubit_noise": frozenset({"qubit", "t1_us", "t2_us", "readout_error", "gate_error"}),
+    "reset_qubit_noise": frozenset({"qubit"}),
+    "set_scenario": frozenset({"scenario_name"}),
+    "policy_update": frozenset(
+        {"gate_error_multiplier", "readout_error_multiplier", "drift_multiplier", "exec_time_scale"}
+    ),
+    "set_pulse_schedule": frozenset({"error_multiplier"}),
+    "set_adc_gain": frozenset({"readout_error_multiplier"}),
+    "set_dac_bias": frozenset({"gate_error_multiplier"}),
+    "reset": frozenset(),
+}
+QUBIT_FIELDS = ("t1_us", "t2_us", "readout_error", "gate_error")
+REVERT = -1  # set_qubit_noise: this field goes back to its config value
+
+
+@dataclass(frozen=True)
+class Multipliers:
+    gate_error: float = 1.0
+    readout_error: float = 1.0
+    exec_time: float = 1.0
+    drift: float = 1.0
+
+
+@dataclass(frozen=True)
+class ControllerState:
+    injected: Multipliers = Multipliers()
+    policy: Multipliers = Multipliers()
+    pulse_error: float = 1.0
+    adc_readout: float = 1.0
+    dac_gate: float = 1.0
+    cryo_t1: float = 1.0
+    cryo_t2: float = 1.0
+    scenario: str | None = None
+    qubit_overrides: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def gate_multiplier(self) -> float:
+        return self.injected.gate_error * self.policy.gate_error * self.pulse_error * self.dac_gate
+
+    @property
+    def readout_multiplier(self) -> float:
+        return self.injected.readout_error * self.policy.readout_error * self.adc_readout
+
+    @property
+    def exec_time_scale(self) -> float:
+        return self.injected.exec_time * self.policy.exec_time
+
+
+class ControllerError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) -> None:
+    """Refuse what the fold could not apply: unknown type or field, a qubit outside the
+    device, an unknown scenario, a multiplier that is not a positive number."""
+    allowed = COMMAND_FIELDS.get(command_type)
+    if allowed is None:
+        raise ControllerError(
+            "unknown_command_type",
+            f"unknown command_type '{command_type}'; allowed: {sorted(COMMAND_FIELDS)}",
+        )
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise ControllerError(
+            "unknown_payload_field",
+            f"{command_type} does not take {unknown}; allowed: {sorted(allowed)}",
+        )
+    for key, value in payload.items():
+        if key == "scenario_name":
+            if value not in backend.scenarios:
+                raise ControllerError(
+                    "unknown_scenario",
+                    f"scenario '{value}' is not defined for {backend.backend_id};"
+                    f" known: {sorted(backend.scenarios)}",
+                )
+            continue
+        if key == "qubit":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ControllerError("invalid_payload", "qubit must be an integer")
+            if not 0 <= value < backend.device.num_qubits:
+                raise ControllerError(
+                    "qubit_out_of_range",
+                    f"qubit {value} is outside {backend.backend_id}"
+                    f" (0..{backend.device.num_qubits - 1})",
+                )
+            continue
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
+            raise ControllerError("invalid_payload", f"{key} must be a finite number")
+        if command_type == "set_qubit_noise":
+            if value == REVERT:
+                continue
+            if key in ("readout_error", "gate_error") and not 0 <= value <= 0.5:
+                raise ControllerError("invalid_payload", f"{key} must lie in [0, 0.5] (or -1)")
+            if key in ("t1_us", "t2_us") and value <= 0:
+                raise ControllerError("invalid_payload", f"{key} must be positive (or -1)")
+        elif value < 0 or (key != "drift_multiplier" and value == 0):
+            raise ControllerError("invalid_payload", f"{key} must be positive")
+    if command_type == "set_qubit_noise" and "qubit" not in payload:
+        raise ControllerError("invalid_payload", "set_qubit_noise needs a qubit")
+
+
+def _multipliers(m: Multipliers, payload: dict[str, Any]) -> Multipliers:
+    return replace(
+        m,
+        gate_error=payload.get("gate_error_multiplier", m.gate_error),
+        readout_error=payload.get("readout_error_multiplier", m.readout_error),
+        exec_time=payload.get("exec_time_scale", m.exec_time),
+        drift=payload.get("drift_multiplier", m.drift),
+    )
+
+
+def apply_command(state: ControllerState, command_type: str, payload: dict[str, Any]):
+    """The state after one (checked) command: the only way the noise state changes."""
+    if command_type == "inject_noise_override":
+        return replace(state, injected=_multipliers(state.injected, payload))
+    if command_type == "policy_update":
+        return replace(state, policy=_multipliers(state.policy, payload))
+    if command_type == "set_pulse_schedule":
+        return replace(state, pulse_error=payload.get("error_multiplier", 1.0))
+    if command_type == "set_adc_gain":
+        return replace(state, adc_readout=payload.get("readout_error_multiplier", 1.0))
+    if command_type == "set_dac_bias":
+        return replace(state, dac_gate=payload.get("gate_error_multiplier", 1.0))
+    if command_type == "set_scenario":
+        return replace(state, scenario=payload["scenario_name"])
+    if command_type == "set_qubit_noise":
+        overrides = {q: dict(v) for q, v in state.qubit_overrides.items()}
+        mine = overrides.setdefault(payload["qubit"], {})
+        for key in QUBIT_FIELDS:
+            if key in payload:
+                if payload[key] == REVERT:
+                    mine.pop(key, None)
+                else:
+                    mine[key] = float(payload[key])
+        return replace(state, qubit_overrides={q: v for q, v in overrides.items() if v})
+    if command_type == "reset_qubit_noise":
+        if payload.get("qubit") is None:
+            return replace(state, qubit_overrides={})
+        rest = {q: v for q, v in state.qubit_overrides.items() if q != payload["qubit"]}
+        return replace(state, qubit_overrides=rest)
+    if command_type == "reset":
+        return ControllerState(cryo_t1=state.cryo_t1, cryo_t2=state.cryo_t2)
+    raise ControllerError("unknown_command_type", command_type)
+
+
+@dataclass(frozen=True)
+class EffectiveNoise:
+    qubits: tuple[QubitNoise, ...]
+    edges: dict[frozenset[int], EdgeNoise]
+    drift_multipliers: tuple[float, ...]
+
+
+def drift_multipliers(backend: Backend, amplitude: float, scale: float, t: float):
+    """Per qubit 1 + amplitude·scale·sin(2πt/period + φ_q), φ_q fixed by the seed."""
+    drift = backend.noise.drift
+    if amplitude == 0 or scale == 0:
+        return tuple(1.0 for _ in range(backend.device.num_qubits))
+    out = []
+    for q in range(backend.device.num_qubits):
+        # A seeded phase per qubit: a hash would differ between Python runs.
+        phase = ((drift.seed * 7919 + q * 104729) % 10007) / 10007 * 2 * math.pi
+        out.append(
+            max(0.0, 1 + amplitude * scale * math.sin(2 * math.pi * t / drift.period_s + phase))
+        )
+    return tuple(out)
+
+
+def effective_noise(backend: Backend, state: ControllerState, t: float = 0.0) -> EffectiveNoise:
+    """The noise a circuit runs under at time `t` (seconds since the epoch)."""
+    scenario = backend.scenarios.get(state.scenario or backend.default_scenario or "")
+    t1m = (scenario.t1_multiplier if scenario else 1.0) * state.cryo_t1
+    t2m = (scenario.t2_multiplier if scenario else 1.0) * state.cryo_t2
+    sg = scenario.gate_error_multiplier if scenario else 1.0
+    sr = scenario.readout_error_multiplier if scenario else 1.0
+    amplitude = backend.noise.drift.amplitude
+    if scenario and scenario.drift_amplitude is not None:
+        amplitude = scenario.drift_amplitude
+    drift = drift_multipliers(backend, amplitude, state.policy.drift, t)
+    g, r, ts = state.gate_multiplier, state.readout_multiplier, state.exec_time_scale
+    qubits = []
+    for q, base in enumerate(backend.noise.qubits):
+        over = state.qubit_overrides.get(q, {})
+        ro = sr * r * drift[q]
+        qubits.append(
+            QubitNoise(
+                t1_us=over.get("t1_us", base.t1_us * t1m),
+                t2_us=over.get("t2_us", base.t2_us * t2m),
+                readout_p1_given_0=over.get(
+                    "readout_error", min(0.5, base.readout_p1_given_0 * ro)
+                ),
+                readout_p0_given_1=over.get(
+                    "readout_error", min(0.5, base.readout_p0_given_1 * ro)
+                ),
+                gate_error=over.get("gate_error", min(0.5, base.gate_error * sg * g * drift[q])),
+                gate_time_ns=base.gate_time_ns * ts,
+                frequency_ghz=base.frequency_ghz,
+            )
+        )
+    edges = {}
+    for edge, base_edge in backend.noise.edges.items():
+        d = max(drift[q] for q in edge)
+        edges[edge] = EdgeNoise(
+            gate_error=min(0.75, base_edge.gate_error * sg * g * d),
+            gate_time_ns=base_edge.gate_time_ns * ts,
+        )
+    return EffectiveNoise(tuple(qubits), edges, drift)

@@ -1,0 +1,85 @@
+"""A backend as the twin simulates it: the device (qubits, couplings, basis gates), its
+configured noise, and the scheduler's limits. Loaded from config/twin/ by config/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class QubitNoise:
+    t1_us: float
+    t2_us: float
+    readout_p1_given_0: float  # prepared 0, read 1
+    readout_p0_given_1: float
+    gate_error: float  # average gate infidelity of sx / x / id
+    gate_time_ns: float
+    frequency_ghz: float = 5.0
+
+
+@dataclass(frozen=True)
+class EdgeNoise:
+    gate_error: float  # average gate infidelity of cx
+    gate_time_ns: float
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A slow, seeded wander of the error rates: multiplier 1 + amplitude·sin(...)."""
+
+    amplitude: float = 0.0
+    period_s: float = 3600.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    num_qubits: int
+    basis_gates: tuple[str, ...]
+    coupling_map: tuple[tuple[int, int], ...]  # undirected; cx runs both ways
+    positions: tuple[tuple[float, float], ...]  # (x, y) per qubit, for drawing
+
+    def edges(self) -> frozenset[frozenset[int]]:
+        return frozenset(frozenset(e) for e in self.coupling_map)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    qubits: tuple[QubitNoise, ...]
+    edges: dict[frozenset[int], EdgeNoise]
+    drift: Drift = field(default_factory=Drift)
+
+
+@dataclass(frozen=True)
+class SchedulerLimits:
+    max_shots: int = 100_000
+    max_circuits_per_job: int = 20
+    density_matrix_max_qubits: int = 10
+    trajectory_max_qubits: int = 20
+    trajectories: int = 256
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """An overlay: multiplies the config defaults (T1, T2, errors, drift amplitude)."""
+
+    name: str
+    t1_multiplier: float = 1.0
+    t2_multiplier: float = 1.0
+    gate_error_multiplier: float = 1.0
+    readout_error_multiplier: float = 1.0
+    drift_amplitude: float | None = None
+    recognized: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Backend:
+    backend_id: str
+    description: str
+    device: Device
+    noise: NoiseConfig
+    limits: SchedulerLimits
+    scenarios: dict[str, Scenario]
+    default_scenario: str | None = None

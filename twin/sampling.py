@@ -1,0 +1,62 @@
+"""From outcome probabilities to counts: readout assignment errors, then shots."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twin.circuits import Program
+from twin.noise import NoiseModel
+
+
+def measured_qubits(program: Program) -> list[int]:
+    return list(dict.fromkeys(q for q, _ in program.measures))
+
+
+def with_readout(p: np.ndarray, qubits: list[int], noise: NoiseModel) -> np.ndarray:
+    """Apply each qubit's assignment matrix A[read, true] to its axis of P(true)."""
+    for axis, q in enumerate(qubits):
+        p = np.moveaxis(np.tensordot(noise.readout(q), p, axes=([1], [axis])), 0, axis)
+    return p
+
+
+def keys_for(program: Program, qubits: list[int], indices: np.ndarray) -> list[str]:
+    """The count key of each joint outcome index (qubits[0] most significant in the
+    index): classical bits as a string, bit 0 rightmost, as Qiskit prints counts."""
+    n = len(qubits)
+    bits = np.zeros((len(indices), program.num_clbits), dtype=np.uint8)
+    for axis, q in enumerate(qubits):
+        value = (indices >> (n - 1 - axis)) & 1
+        for qq, c in program.measures:
+            if qq == q:
+                bits[:, program.num_clbits - 1 - c] = value
+    chars = (bits + ord("0")).view(f"S{program.num_clbits}").reshape(-1)
+    return [k.decode() for k in chars]
+
+
+def sample_counts(
+    p_true: np.ndarray, program: Program, noise: NoiseModel, shots: int, rng: np.random.Generator
+) -> dict[str, int]:
+    qubits = measured_qubits(program)
+    if not qubits:
+        return {"0" * program.num_clbits: shots} if program.num_clbits else {"": shots}
+    p = with_readout(p_true, qubits, noise).reshape(-1)
+    p = np.clip(p, 0, None)
+    p /= p.sum()
+    drawn = rng.multinomial(shots, p)
+    nonzero = np.flatnonzero(drawn)
+    return dict(zip(keys_for(program, qubits, nonzero), drawn[nonzero].tolist(), strict=True))
+
+
+def counts_from_bits(bits: np.ndarray, program: Program) -> dict[str, int]:
+    """Counts of per-shot outcomes (shots × measured qubits, in measured_qubits order)."""
+    qubits = measured_qubits(program)
+    rows, freq = np.unique(bits, axis=0, return_counts=True)
+    keys = np.full((len(rows), program.num_clbits), ord("0"), dtype=np.uint8)
+    for axis, q in enumerate(qubits):
+        for qq, c in program.measures:
+            if qq == q:
+                keys[:, program.num_clbits - 1 - c] = rows[:, axis] + ord("0")
+    if not program.num_clbits:
+        return {"": int(freq.sum())}
+    strings = keys.view(f"S{program.num_clbits}").reshape(-1)
+    return {k.decode(): int(f) for k, f in zip(strings, freq, strict=True)}
