@@ -111,19 +111,17 @@ def chip_metrics(
             rows = db.rows(f"SELECT {columns} {base}", args)
         else:
             # The best version of each series under its metric's evaluation mode: an
-            # arg_max aggregate (hashing, no sort); mode none, or a tie, keeps the newest.
+            # arg_max aggregate (hashing, no sort) picks its rowid; mode none, or a tie,
+            # keeps the newest. Only the picked rows are then read whole (carrying every
+            # column through the aggregate cost 1.5x as much).
             score = (
                 "(CASE WHEN list_contains(?, parameter_name) THEN value_num"
                 " WHEN list_contains(?, parameter_name) THEN -value_num END)"
             )
-            fields = ", ".join(
-                f"{c} := {c}" for c in columns.split(", ") if not c.startswith("valid_from")
-            )
             rows = db.rows(
-                f"SELECT unnest(arg_max(struct_pack({fields},"
-                " valid_from := valid_from::TIMESTAMP),"
-                f" struct_pack(s := coalesce({score}, '-inf'::DOUBLE), v := version)))"
-                f" {base} GROUP BY series",
+                f"SELECT {columns} FROM parameter_version WHERE rowid IN (SELECT arg_max(rowid,"
+                f" struct_pack(s := coalesce({score}, '-inf'::DOUBLE), v := version))"
+                f" {base} GROUP BY series)",
                 [
                     [k for k in names if catalog.mode(k) is EvaluationMode.MAXIMIZE],
                     [k for k in names if catalog.mode(k) is EvaluationMode.MINIMIZE],
@@ -134,7 +132,8 @@ def chip_metrics(
             (r["parameter_name"], r["qid"], {
                 "value": _value(r), "error": r["error"], "unit": r["unit"],
                 "version": r["version"], "entity_id": r["entity_id"],
-                "calibrated_at": iso(r["valid_from"]), "execution_id": r["execution_id"],
+                # naive UTC, formatted by the HTTP layer's orjson (isoformat cost 12 ms here)
+                "calibrated_at": r["valid_from"], "execution_id": r["execution_id"],
                 "task_id": r["task_id"],
             })
             for r in rows

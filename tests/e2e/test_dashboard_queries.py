@@ -456,6 +456,10 @@ def test_chip_metrics_latest_best_and_average(lab):
         assert {q: m["value"] for q, m in latest["qubit_metrics"][name].items()} == {
             q: v.value for q, v in newest(h, name).items()
         }
+        # times leave with an explicit offset, as everywhere else
+        assert {q: m["calibrated_at"] for q, m in latest["qubit_metrics"][name].items()} == {
+            q: v.valid_from.isoformat() for q, v in newest(h, name).items()
+        }
     assert {q: m["value"] for q, m in latest["coupling_metrics"]["zx90_gate_fidelity"].items()} == {
         q: v.value for q, v in newest(h, "zx90_gate_fidelity").items()
     }
