@@ -41,6 +41,10 @@ from adapters.relay import Relay, stream_checkpoint
 from adapters.security.passwords import Passwords
 from adapters.security.secret_file import jwt_secret
 from adapters.security.tokens import TokenService
+from adapters.twin.catalog import TwinCatalog
+from adapters.twin.runner import TwinRunner
+from adapters.twin.view import TwinView
+from adapters.twin.watch import JobWatch
 from commands.identity import BootstrapSystem
 from commands.models import Accepted, Command, Rejected, Reply
 from commands.ports import StoreUnavailable
@@ -218,6 +222,7 @@ def _query_app(
         }
 
     catalog, policy = load_catalogs(settings)
+    watch = JobWatch(nc)
     app = create_app(
         catalog=catalog,
         policy=policy,
@@ -229,6 +234,9 @@ def _query_app(
         read_wait_seconds=settings.read_wait_seconds,
         auth=auth,
         figure_store=FigureStore(js),
+        twin=TwinView(TwinCatalog(settings.twin_config)),
+        twin_watch=watch,
+        twin_config_read_only=settings.twin_config_read_only,
     )
     return app
 
@@ -251,7 +259,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
     js = nc.jetstream()
     tasks: list[asyncio.Task] = []
     relay = Relay(store, nc) if "relay" in roles else None
-    writer = broker = read = server = None
+    writer = broker = read = server = twin_runner = None
     warm: asyncio.Task | None = None
     if relay is not None:
         await relay.listen_for_commits()
@@ -261,6 +269,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
             await nc.publish(COMMITTED_SUBJECT, b"")
 
         passwords = Passwords()
+        catalog = TwinCatalog(settings.twin_config)
         await asyncio.to_thread(ensure_first_admin, settings, store, passwords)
         await committed()  # wakes a relay that started before the first admin was saved
         writer = CommandWriter(
@@ -269,7 +278,9 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
             on_commit=committed,
             passwords=passwords,
             figures=FigureStore(js),
+            twin=catalog,
         )
+        twin_runner = TwinRunner(js, writer, catalog)
         broker = command_broker(nats_url, writer, token_service(settings))
     if "query" in roles:
         read = await _open_read_store(settings)
@@ -293,10 +304,13 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         if broker is not None and writer is not None:
             await broker.start()
             tasks.append(asyncio.create_task(writer.run(), name="command-writer"))
+            if twin_runner is not None:
+                tasks.append(asyncio.create_task(twin_runner.run(), name="twin-runner"))
         if relay is not None:
             tasks.append(asyncio.create_task(relay.run(), name="relay"))
         if server is not None:
             tasks.append(asyncio.create_task(runner.run(), name="projections"))
+            await server.config.app.state.twin_watch.start()
             tasks.append(asyncio.create_task(server.serve(), name="http"))
             # Not in `tasks`: it ends by design, and an ended task there means a dead part.
             warm = asyncio.create_task(_warm_lineage_graph(server, read, runner, store))

@@ -18,7 +18,7 @@ from adapters.security.passwords import Passwords
 from adapters.security.tokens import InvalidToken, TokenService
 from commands.handlers import COMMANDS
 from commands.models import Command, RecordTaskResult, Rejected, Reply
-from commands.ports import StoreUnavailable
+from commands.ports import StoreUnavailable, TwinPort
 from commands.processor import Submission, process_batch
 from domain.events import CommandContext
 
@@ -47,10 +47,12 @@ class CommandWriter:
         on_commit: Callable[[], Awaitable[None]],
         passwords: Passwords | None = None,
         figures: FigureStore | None = None,
+        twin: TwinPort | None = None,
     ) -> None:
         self.store = store
         self.passwords = passwords or Passwords()
         self.figures = figures
+        self.twin = twin
         self.batch_max = batch_max
         self.on_commit = on_commit
         self.queue: asyncio.Queue[tuple[Submission, asyncio.Future[Reply]]] = asyncio.Queue()
@@ -72,7 +74,7 @@ class CommandWriter:
             try:
                 known = await self._known_figures(submissions)
                 replies = await asyncio.to_thread(
-                    process_batch, submissions, self.store, self.passwords, known
+                    process_batch, submissions, self.store, self.passwords, known, self.twin
                 )
             except StoreUnavailable as err:
                 log.error("event store unavailable: %s", err)

@@ -21,6 +21,7 @@ from commands.models import (
     StartExecution,
     TaskResultIn,
 )
+from commands.twin import TWIN_HANDLERS
 from commands.unit_of_work import UnitOfWork
 from domain.chip import Chip, chip_key
 from domain.errors import InvalidInput, NotFound
@@ -203,6 +204,7 @@ HANDLERS: dict[type[Command], Handler] = {
     FailExecution: handle_finish_execution,  # type: ignore[dict-item]
     CancelExecution: handle_finish_execution,  # type: ignore[dict-item]
     **IDENTITY_HANDLERS,  # type: ignore[dict-item]
+    **TWIN_HANDLERS,  # type: ignore[dict-item]
 }
 
 # What clients may send on `qledger.cmd.<SUBJECT>` (the bootstrap is qledger's own).

@@ -50,3 +50,19 @@ class FigureIndexPort(Protocol):
     """Which uploaded figures exist (looked up by the adapter before the batch runs)."""
 
     def exists(self, name: str) -> bool: ...
+
+
+class TwinPort(Protocol):
+    """The twin's configuration checks (commands.twin.TwinConfigPort)."""
+
+    def base_files(self) -> dict[str, str]: ...
+
+    def check_files(self, files: dict[str, str]) -> None: ...
+
+    def check_controller(
+        self, files: dict[str, str], backend_id: str, command_type: str, payload: dict
+    ) -> None: ...
+
+    def check_job(
+        self, files: dict[str, str], backend_id: str, circuits: list, shots: int
+    ) -> None: ...

@@ -21,6 +21,7 @@ from commands.ports import (
     EventStorePort,
     FigureIndexPort,
     PasswordHasherPort,
+    TwinPort,
 )
 from commands.unit_of_work import UnitOfWork
 from domain.access import Credential
@@ -78,9 +79,10 @@ def process_batch(
     store: EventStorePort,
     passwords: PasswordHasherPort | None = None,
     figures: FigureIndexPort | None = None,
+    twin: TwinPort | None = None,
 ) -> list[Reply]:
     for attempt in range(MAX_ATTEMPTS):
-        uow = UnitOfWork(store, passwords, figures)
+        uow = UnitOfWork(store, passwords, figures, twin)
         try:
             # First attempt: look up idempotency keys only for rejected commands. A repeated
             # command that would be accepted again stages its CommandRecord at version 1,
@@ -95,14 +97,20 @@ def process_batch(
             if len(batch) == 1:
                 return [poisoned.reply]
             return [
-                reply for sub in batch for reply in process_batch([sub], store, passwords, figures)
+                reply
+                for sub in batch
+                for reply in process_batch([sub], store, passwords, figures, twin)
             ]
         except BaseException:
             uow.discard()
             raise
         return [o.resolve(positions) for o in outcomes]
     if len(batch) > 1:
-        return [reply for sub in batch for reply in process_batch([sub], store, passwords, figures)]
+        return [
+            reply
+            for sub in batch
+            for reply in process_batch([sub], store, passwords, figures, twin)
+        ]
     return [
         Rejected(
             code="concurrency_conflict",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
-from commands.ports import EventStorePort, FigureIndexPort, PasswordHasherPort
+from commands.ports import EventStorePort, FigureIndexPort, PasswordHasherPort, TwinPort
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent
 
@@ -23,10 +23,12 @@ class UnitOfWork:
         store: EventStorePort,
         passwords: PasswordHasherPort | None = None,
         figures: FigureIndexPort | None = None,
+        twin: TwinPort | None = None,
     ) -> None:
         self.store = store
         self.passwords = passwords
         self.figures = figures
+        self.twin = twin
         self.loaded: dict[uuid.UUID, Aggregate] = {}
         self.staged: list[DomainEvent] = []
 

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     timezone: str = Field(
         "UTC", description="IANA zone for YYYYMMDD dates and naive times when a query has no tz"
     )
+    twin_config: Path = Field(
+        Path(__file__).parent / "twin",
+        description="the twin's shipped YAML files (backends.yaml, devices/, noise/, ...)",
+    )
+    twin_config_read_only: bool = Field(
+        False, description="refuse PUT /api/v1/digital-twin/config/content with 501"
+    )
     access_token_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_days: int = Field(7, ge=1, le=90)
 

@@ -7,7 +7,14 @@ from projections.chips import ChipProjector
 from projections.executions import ExecutionProjector
 from projections.identity import IdentityProjector
 from projections.provenance import ProvenanceProjector
+from projections.twin import TwinProjector
 
 
 def all_projectors() -> list[Projector]:
-    return [ChipProjector(), ExecutionProjector(), ProvenanceProjector(), IdentityProjector()]
+    return [
+        ChipProjector(),
+        ExecutionProjector(),
+        ProvenanceProjector(),
+        IdentityProjector(),
+        TwinProjector(),
+    ]

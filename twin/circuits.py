@@ -74,11 +74,11 @@ def parse(circuit: str | dict[str, Any]) -> QuantumCircuit:
             return qasm2.loads(circuit)
         except qasm2.QASM2ParseError as err:
             # The parser says '"<input>:4,0: 'foo' is not defined in this scope"'.
-            text = str(err).strip('"')
-            where = re.match(r"<input>:(\d+),(\d+): (.*)", text, re.S)
+            text = str(err)
+            where = re.search(r"<input>:(\d+),(\d+): (.*)", text, re.S)
             if where:
                 line, column, what = where.groups()
-                text = f"line {line}, column {column}: {what}"
+                text = f"line {line}, column {column}: {what.rstrip(chr(34) + chr(39))}"
             raise CircuitError("invalid_qasm", text) from err
     return from_dict(circuit)
 

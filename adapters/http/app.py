@@ -20,6 +20,9 @@ from adapters.http import (
     projects,
     provenance,
     task_results,
+    twin_core,
+    twin_jobs,
+    twin_telemetry,
 )
 from adapters.http import auth as auth_routes
 from domain.metrics import MetricCatalog, PolicyRule
@@ -41,6 +44,9 @@ def create_app(
     policy: tuple[PolicyRule, ...],
     timezone: str = "UTC",
     figure_store: Any = None,
+    twin: Any = None,
+    twin_watch: Any = None,
+    twin_config_read_only: bool = False,
 ) -> FastAPI:
     app = FastAPI(
         title="qledger",
@@ -58,6 +64,9 @@ def create_app(
     app.state.timezone = timezone
     app.state.graph = ProvenanceGraph()
     app.state.figures = figure_store
+    app.state.twin = twin  # adapters.twin.view.TwinView
+    app.state.twin_watch = twin_watch  # adapters.twin.watch.JobWatch
+    app.state.twin_config_read_only = twin_config_read_only
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -117,4 +126,12 @@ def create_app(
     app.include_router(metrics.chip_views)
     app.include_router(task_results.router)
     app.include_router(task_results.tags)
+    for twin_router in (
+        twin_core.router,
+        twin_core.config,
+        twin_jobs.router,
+        twin_jobs.controller,
+        twin_telemetry.router,
+    ):
+        app.include_router(twin_router)
     return app

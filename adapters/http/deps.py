@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from fastapi import Depends, Header, HTTPException, Query, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 
-from adapters.http.security import ProjectId, WritableProject, credential_headers
+from adapters.http.security import ProjectId, TwinProject, WritableProject, credential_headers
 from adapters.readstore import ReadStore
 from commands.models import Accepted, Command, Rejected, Reply
 from projections.provenance import Moment
@@ -72,9 +72,36 @@ STATUS_BY_CODE = {
     "api_key_exists": 409,
     "api_key_revoked": 409,
     "already_bootstrapped": 409,
+    # the digital twin
+    "unknown_backend": 404,
+    "job_not_found": 404,
+    "config_file_not_found": 404,
+    "job_exists": 409,
+    "job_running": 409,
+    "job_finished": 409,
+    "job_not_queued": 409,
+    "job_not_running": 409,
+    **dict.fromkeys(
+        (
+            "invalid_config",
+            "invalid_config_path",
+            "unknown_command_type",
+            "unknown_payload_field",
+            "qubit_out_of_range",
+            "invalid_payload",
+            "unknown_scenario",
+            "invalid_shots",
+            "too_many_circuits",
+            "invalid_qasm",
+            "invalid_circuit",
+            "too_many_qubits",
+        ),
+        422,
+    ),  # fmt: skip
+    "twin_unavailable": 503,
 }
 
-__all__ = ["ProjectId", "WritableProject"]
+__all__ = ["ProjectId", "TwinProject", "WritableProject"]
 
 
 class ApiError(HTTPException):
@@ -129,7 +156,9 @@ def moment(
 AsOf = Annotated[Moment, Depends(moment)]
 
 
-class _UtcJSON(ORJSONResponse):
+class _UtcJSON(Response):
+    media_type = "application/json"
+
     def render(self, content: Any) -> bytes:
         # Naive datetimes from the read models are UTC (projections.base.utc): orjson
         # writes them with "+00:00", exactly as isoformat() would, but in C.
@@ -139,7 +168,7 @@ class _UtcJSON(ORJSONResponse):
         )
 
 
-def fast_json(content: Any) -> ORJSONResponse:
+def fast_json(content: Any) -> Response:
     """A large read answer, encoded by orjson straight from the query's dicts: FastAPI's
     jsonable_encoder walks them in Python first, which took three times the query's own
     time for a 256-qubit chip's metrics."""

@@ -181,6 +181,7 @@ def project_access(need: str, scope: str | None, *, from_path: bool = False) -> 
 
 ReaderCtx = Annotated[ProjectContext, Depends(project_access("viewer", "read"))]
 EditorCtx = Annotated[ProjectContext, Depends(project_access("editor", "calibration:write"))]
+TwinEditorCtx = Annotated[ProjectContext, Depends(project_access("editor", "twin:write"))]
 # Managing a project (settings, members) is for people: keys never have these scopes.
 PathReaderCtx = Annotated[ProjectContext, Depends(project_access("viewer", None, from_path=True))]
 PathOwnerCtx = Annotated[ProjectContext, Depends(project_access("owner", None, from_path=True))]
@@ -195,7 +196,12 @@ def _writable_project_id(ctx: EditorCtx) -> str:
     return ctx.project_id
 
 
+def _twin_project_id(ctx: TwinEditorCtx) -> str:
+    return ctx.project_id
+
+
 ProjectId = Annotated[str, Depends(_project_id)]
+TwinProject = Annotated[str, Depends(_twin_project_id)]
 WritableProject = Annotated[str, Depends(_writable_project_id)]
 
 

@@ -42,7 +42,7 @@ class Serve:
             **os.environ,
             "QLEDGER_DATA_DIR": str(self.data_dir),
             "QLEDGER_HTTP_PORT": str(self.http_port),
-            "QLEDGER_LOG_LEVEL": "warning",
+            "QLEDGER_LOG_LEVEL": os.environ.get("QLEDGER_TEST_LOG_LEVEL", "warning"),
             "QLEDGER_ADMIN_USERNAME": ADMIN,
             "QLEDGER_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }

@@ -141,6 +141,32 @@ ACCESS = {
             "/api/tags",
         )
     },
+    ("GET", "/api/v1/digital-twin/health"): PUBLIC,
+    **{
+        ("GET", "/api/v1/digital-twin" + p): VIEWER
+        for p in (
+            "/backends",
+            "/backends/{backend_id}",
+            "/metrics",
+            "/metrics/prometheus",
+            "/jobs/{job_id}",
+            "/jobs/{job_id}/result",
+            "/controller/{backend_id}/state",
+            "/telemetry/qubits",
+            "/telemetry/events",
+            "/telemetry/events/stream",
+            "/telemetry/loop",
+            "/telemetry/trace/export",
+            "/telemetry/scenario/compatibility",
+            "/config",
+            "/config/content",
+        )
+    },  # fmt: skip
+    ("POST", "/api/v1/digital-twin/jobs"): EDITOR,
+    ("POST", "/api/v1/digital-twin/jobs/{job_id}/metadata"): EDITOR,
+    ("DELETE", "/api/v1/digital-twin/jobs/{job_id}"): EDITOR,
+    ("POST", "/api/v1/digital-twin/controller/{backend_id}/commands"): EDITOR,
+    ("PUT", "/api/v1/digital-twin/config/content"): EDITOR,
     # Last: they delete the walk's project or end the callers' sessions.
     ("DELETE", "/api/projects/{project_id}"): OWNER,
     ("DELETE", "/api/admin/projects/{project_id}"): ADMIN,
@@ -187,13 +213,18 @@ def test_every_route_refuses_exactly_the_callers_it_should(served: Serve):
         params = {"project_id": project, "username": "nobody-here", "key_id": "0" * 16}
         if path == "/api/admin/projects/{project_id}":  # the walked one is deleted by now
             params["project_id"] = spare
-        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id", "metric", "name")})  # fmt: skip
+        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id", "metric", "name", "backend_id", "job_id")})  # fmt: skip
         for caller in (None, "viewer", "editor", "other", "admin"):
             headers = {"X-Project-Id": project}
             if caller is not None:
                 headers["Authorization"] = f"Bearer {callers[caller]['token']}"
             body = {} if method in ("POST", "PUT", "PATCH") else None
-            r = httpx.request(method, served.base + url, json=body, headers=headers, timeout=10)
+            if path.endswith("/stream"):  # never ends: the status line is the answer
+                with httpx.stream(method, served.base + url, headers=headers, timeout=10) as live:
+                    content = live.read() if live.status_code != 200 else b""
+                    r = httpx.Response(live.status_code, content=content, headers=live.headers)
+            else:
+                r = httpx.request(method, served.base + url, json=body, headers=headers, timeout=10)
             refusal = expected_refusal(ACCESS[(method, path)], caller)
             code = r.json().get("code") if r.content and r.headers.get("content-type", "").startswith("application/json") else None  # fmt: skip
             if refusal is None:

@@ -1,0 +1,200 @@
+"""Digital-twin jobs and controller (under /api/v1/digital-twin). Writes are bus
+commands; reads come from the twin's read models."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from adapters.http.deps import (
+    ApiError,
+    IdempotencyKey,
+    ProjectId,
+    ReadAfter,
+    ReadModels,
+    TwinProject,
+    generated_id,
+    send_command,
+)
+from commands.twin import ApplyControllerCommand, AttachJobMetadata, CancelJob, SubmitJob
+from projections import twin as q
+
+PREFIX = "/api/v1/digital-twin"
+router = APIRouter(prefix=PREFIX, tags=["twin jobs"])
+controller = APIRouter(prefix=PREFIX, tags=["twin controller"])
+
+
+class JobRequest(BaseModel):
+    backend_id: str
+    circuits: list[str | dict[str, Any]] = Field(min_length=1)
+    shots: int = 1024
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    job_id: str | None = Field(None, description="generated when omitted")
+
+
+class ControllerRequest(BaseModel):
+    command_type: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/jobs")
+async def submit_job(
+    body: JobRequest, request: Request, project: TwinProject, idempotency_key: IdempotencyKey = None
+):
+    """Queue circuits (OpenQASM 2.0 strings or circuit dicts). `metadata.seed` makes the
+    counts reproducible bit for bit. Read `/jobs/{job_id}` with `X-Min-Position` set to
+    the returned position to see the job at once."""
+    job_id = body.job_id or generated_id(project, idempotency_key)
+    command = SubmitJob(
+        job_id=job_id,
+        backend_id=body.backend_id,
+        circuits=body.circuits,
+        shots=body.shots,
+        metadata=body.metadata,
+    )
+    reply = await send_command(request, command, project, idempotency_key)
+    return {
+        "job_id": job_id,
+        "backend_id": body.backend_id,
+        "status": "QUEUED",
+        "shots": body.shots,
+        "num_circuits": len(body.circuits),
+        "position": reply.position,
+    }
+
+
+@router.get("/jobs/{job_id}", dependencies=[ReadAfter])
+def job_status(job_id: str, project: ProjectId, db: ReadModels):
+    return q.job_status(q.job_row(db, project, job_id))
+
+
+STATUS_OF = {"JobCompleted": "COMPLETED", "JobFailed": "FAILED", "JobCancelled": "CANCELLED"}
+
+
+async def _finished_row(request: Request, db, project: str, job_id: str, wait: float) -> dict:
+    """The job's row once it ended, or as it is after `wait` seconds (a long poll). The
+    ending comes from the bus event when the read model has not caught up yet."""
+    row = q.job_row(db, project, job_id)
+    watch = request.app.state.twin_watch
+    if row["status"] not in ("QUEUED", "RUNNING") or wait <= 0 or watch is None:
+        return row
+    waiting = asyncio.ensure_future(watch.wait(project, job_id, wait))
+    await asyncio.sleep(0)  # registered before the second look: no ending slips between
+    row = q.job_row(db, project, job_id)
+    if row["status"] not in ("QUEUED", "RUNNING"):
+        waiting.cancel()
+        return row
+    env = await waiting
+    if env is None:
+        return q.job_row(db, project, job_id)
+    p = env["payload"]
+    return {
+        **row,
+        "status": STATUS_OF[env["type"].split(".", 1)[1]],
+        "finished_at": datetime.fromisoformat(env["occurred_at"]),
+        "results_json": orjson.dumps(p["results"]).decode() if "results" in p else None,
+        "run_ms": p.get("run_ms"),
+        "error_code": p.get("code"),
+        "error_message": p.get("message"),
+    }
+
+
+@router.get("/jobs/{job_id}/result", dependencies=[ReadAfter])
+async def job_result(
+    job_id: str,
+    request: Request,
+    project: ProjectId,
+    db: ReadModels,
+    wait: Annotated[float, Query(ge=0, le=60, description="long poll: seconds to wait")] = 0,
+):
+    """200 with per-circuit counts; 202 while queued or running; 410 if cancelled.
+    With `wait`, answers as soon as the job ends (qledger's addition)."""
+    row = await _finished_row(request, db, project, job_id, wait)
+    if row["status"] in ("QUEUED", "RUNNING"):
+        return JSONResponse(q.job_status(row), status_code=202)
+    if row["status"] == "CANCELLED":
+        raise ApiError(410, "job_cancelled", f"job '{job_id}' was cancelled; it has no result")
+    out = q.job_result(row)
+    if row["status"] == "FAILED":
+        out["error"] = {"code": row["error_code"], "message": row["error_message"]}
+    return out
+
+
+@router.post("/jobs/{job_id}/metadata")
+async def attach_metadata(
+    job_id: str,
+    body: Annotated[dict[str, Any], Body()],
+    request: Request,
+    project: TwinProject,
+    idempotency_key: IdempotencyKey = None,
+):
+    """Decoder / QEC metadata for a job (e.g. `decoder_metrics`, `qec_metrics`)."""
+    reply = await send_command(
+        request, AttachJobMetadata(job_id=job_id, metadata=body), project, idempotency_key
+    )
+    return {"job_id": job_id, "status": "accepted", "position": reply.position}
+
+
+@router.delete("/jobs/{job_id}")
+async def cancel_job(
+    job_id: str, request: Request, project: TwinProject, idempotency_key: IdempotencyKey = None
+):
+    """Cancel a queued job; a running one answers 409."""
+    reply = await send_command(request, CancelJob(job_id=job_id), project, idempotency_key)
+    return {"job_id": job_id, "status": "CANCELLED", "position": reply.position}
+
+
+@controller.post("/controller/{backend_id}/commands")
+async def controller_command(
+    backend_id: str,
+    body: ControllerRequest,
+    request: Request,
+    project: TwinProject,
+    idempotency_key: IdempotencyKey = None,
+):
+    """One of the nine command types; a job submitted after this answer runs under it."""
+    command = ApplyControllerCommand(
+        backend_id=backend_id, command_type=body.command_type, payload=body.payload
+    )
+    reply = await send_command(request, command, project, idempotency_key)
+    return {
+        "status": "applied",
+        "backend_id": backend_id,
+        "command_type": body.command_type,
+        "position": reply.position,
+    }
+
+
+@controller.get("/controller/{backend_id}/state", dependencies=[ReadAfter])
+def controller_state(backend_id: str, request: Request, project: ProjectId, db: ReadModels):
+    view = request.app.state.twin
+    view.backend(db, project, backend_id)  # 404 for an unknown backend
+    state, applied, last = view.state(db, project, backend_id)
+    return {
+        "backend_id": backend_id,
+        "status": "active",
+        "last_heartbeat": last.isoformat() if last else None,
+        "commands_applied": applied,
+        "scenario": state.scenario,
+        "overrides": {
+            "inject_noise_override": vars(state.injected),
+            "policy_update": vars(state.policy),
+            "pulse_schedule_error_multiplier": state.pulse_error,
+            "adc_readout_error_multiplier": state.adc_readout,
+            "dac_gate_error_multiplier": state.dac_gate,
+            "cryo": {"t1_multiplier": state.cryo_t1, "t2_multiplier": state.cryo_t2},
+        },
+        "effective_multipliers": {
+            "gate_error": state.gate_multiplier,
+            "readout_error": state.readout_multiplier,
+            "exec_time": state.exec_time_scale,
+            "drift": state.policy.drift,
+        },
+        "qubit_overrides": {str(k): v for k, v in sorted(state.qubit_overrides.items())},
+    }

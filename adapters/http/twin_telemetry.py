@@ -1,0 +1,151 @@
+"""Digital-twin telemetry (under /api/v1/digital-twin/telemetry): effective qubit noise,
+the event log and its live stream, controller-loop cadence, job traces, scenario keys.
+(The QEC telemetry endpoints come with QEC sessions.)"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from datetime import datetime
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from adapters.http.deps import ApiError, ProjectId, ReadAfter, ReadModels, Zone
+from adapters.http.twin_jobs import PREFIX
+from adapters.twin.catalog import digest
+from projections import twin as q
+
+router = APIRouter(prefix=PREFIX + "/telemetry", tags=["twin telemetry"])
+BackendId = Annotated[str, Query(description="backend")]
+
+
+@router.get("/qubits", dependencies=[ReadAfter])
+def qubits(backend_id: BackendId, request: Request, project: ProjectId, db: ReadModels):
+    """Per qubit, with every controller override applied: T1, T2, readout and gate
+    errors, and the drift multiplier now."""
+    return {
+        "backend_id": backend_id,
+        "qubits": request.app.state.twin.qubits(db, project, backend_id),
+    }
+
+
+def _since(value: datetime | None, tz) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+@router.get("/events", dependencies=[ReadAfter])
+def events(
+    project: ProjectId,
+    db: ReadModels,
+    tz: Zone,
+    backend_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    since_timestamp: datetime | None = None,
+):
+    """Job lifecycle events and controller commands, oldest first (the newest `limit`)."""
+    found = q.events(db, project, backend_id, since=_since(since_timestamp, tz), limit=limit)
+    return {"events": found, "count": len(found)}
+
+
+@router.get("/events/stream")
+async def stream(
+    request: Request, project: ProjectId, db: ReadModels, backend_id: str | None = None
+):
+    """Server-Sent Events: each new twin event of the project as `data: {json}`."""
+    runner = request.app.state.runner
+    start = runner.position
+
+    async def feed():
+        seen = start
+        yield ": connected\n\n"
+        while not await request.is_disconnected():
+            async with runner.changed:
+                try:
+                    await asyncio.wait_for(runner.changed.wait(), 15)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+            for e in q.events(db, project, backend_id, after_position=seen, limit=1000):
+                seen = max(seen, e["position"])
+                yield f"id: {e['position']}\nevent: {e['event_type']}\ndata: {orjson.dumps(e).decode()}\n\n"
+
+    return StreamingResponse(feed(), media_type="text/event-stream")
+
+
+@router.get("/loop", dependencies=[ReadAfter])
+def loop(backend_id: BackendId, request: Request, project: ProjectId, db: ReadModels):
+    """Cadence of the closed-loop controller: its policy_update commands."""
+    request.app.state.twin.backend(db, project, backend_id)
+    times = [
+        c["timestamp"] for c in q.controller_commands(db, project, backend_id)
+        if c["command_type"] == "policy_update"
+    ]  # fmt: skip
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    return {
+        "backend_id": backend_id,
+        "count": len(times),
+        "last_timestamp": times[-1].isoformat() if times else None,
+        "interval_s": {
+            "avg": statistics.fmean(gaps) if gaps else None,
+            "min": min(gaps) if gaps else None,
+            "max": max(gaps) if gaps else None,
+        },
+    }
+
+
+@router.get("/trace/export", dependencies=[ReadAfter])
+def trace(
+    job_id: str, request: Request, project: ProjectId, db: ReadModels, backend_id: str | None = None
+):
+    """Everything that shaped a job, to reproduce it: the controller state and config it
+    ran under (as of the position it recorded), its lifecycle and metadata, and the
+    seed of each circuit's counts."""
+    row = q.job_row(db, project, job_id)
+    if backend_id is not None and backend_id != row["backend_id"]:
+        raise ApiError(404, "job_not_found", f"job '{job_id}' did not run on '{backend_id}'")
+    view = request.app.state.twin
+    upto = row["after_position"]
+    # Controller commands accepted before the job's submission (its own position).
+    state, applied, _ = view.state(db, project, row["backend_id"], upto=row["position"])
+    files = view.files(db, project, upto=row["position"])
+    return {
+        "job": q.job_status(row),
+        "ran_after_position": upto,
+        "controller_state": {
+            "commands_applied": applied,
+            "scenario": state.scenario,
+            "gate_error_multiplier": state.gate_multiplier,
+            "readout_error_multiplier": state.readout_multiplier,
+            "exec_time_scale": state.exec_time_scale,
+            "drift_multiplier": state.policy.drift,
+            "qubit_overrides": {str(k): v for k, v in state.qubit_overrides.items()},
+        },
+        "config_digest": digest(files),
+        "events": q.events(db, project, None, job_id=job_id, limit=10_000),
+        "results": q.job_result(row)["results"],
+    }
+
+
+@router.get("/scenario/compatibility", dependencies=[ReadAfter])
+def scenario_compatibility(
+    backend_id: BackendId, request: Request, project: ProjectId, db: ReadModels
+):
+    """Which keys of the active scenario the twin uses, and which it ignores."""
+    view = request.app.state.twin
+    backend = view.backend(db, project, backend_id)
+    state, _, _ = view.state(db, project, backend_id)
+    name = state.scenario or backend.default_scenario
+    if name is None:
+        return {"backend_id": backend_id, "scenario": None, "recognized": [], "ignored": []}
+    scenario = backend.scenarios[name]
+    return {
+        "backend_id": backend_id,
+        "scenario": name,
+        "recognized": list(scenario.recognized),
+        "ignored": list(scenario.ignored),
+    }

@@ -1,0 +1,241 @@
+"""The twin runner: follows the twin's events on the stream and runs the jobs.
+
+It is a consumer of QLEDGER_EVENTS like the projections: it replays the twin events
+(`qledger.evt.*.twin.>`) from the start, folding each backend's controller commands and
+each project's config writes, so every JobSubmitted is seen after exactly the commands
+accepted before it. The job runs under that snapshot: a job submitted after a controller
+command runs under that command, whatever arrives later.
+
+Jobs start only once the replay has caught up (a job finished before a restart is seen
+finished first). Its outcome goes back as StartJob / CompleteJob / FailJob commands
+with qledger's own credential, straight to this node's command writer; the aggregate
+decides, so a job cancelled a moment before it would start is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import secrets
+import uuid
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from nats.js import JetStreamContext, api
+
+from adapters.commandbus import CommandWriter
+from adapters.natsserver import die_with_parent
+from adapters.relay import STREAM, ensure_stream
+from adapters.twin import simulate
+from adapters.twin.catalog import TwinCatalog, backends_for
+from commands.models import Rejected
+from commands.processor import Submission
+from commands.twin import CompleteJob, FailJob, StartJob, TwinConfigError
+from domain.access import SYSTEM
+from domain.events import CommandContext
+from twin.circuits import CircuitError
+from twin.controller import ControllerState, apply_command
+
+log = logging.getLogger(__name__)
+TWIN_SUBJECTS = "qledger.evt.*.twin.>"
+MAX_RESULT_BYTES = 512 * 1024  # an event must fit one NATS message (1 MiB) with its envelope
+
+
+@dataclass
+class QueuedJob:
+    project_id: str
+    job_id: str
+    backend_id: str
+    files: dict[str, str]
+    state: ControllerState
+    circuits: list[Any]
+    shots: int
+    seed: int
+    at: float  # submission time: the drift phase
+    running: bool = False  # started before a restart
+
+
+def _pool_init() -> None:
+    die_with_parent()
+
+
+class TwinRunner:
+    def __init__(self, js: JetStreamContext, writer: CommandWriter, catalog: TwinCatalog) -> None:
+        self.js = js
+        self.writer = writer
+        self.catalog = catalog
+        self.files: dict[str, dict[str, str]] = {}  # project -> written files
+        self.states: dict[tuple[str, str], ControllerState] = {}
+        self.queue: deque[QueuedJob] = deque()
+        self.finished: set[tuple[str, str]] = set()
+        self.wake = asyncio.Event()
+        self.caught_up = asyncio.Event()
+        self.position = 0  # store position of the last twin event folded
+        self.pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_init
+        )
+
+    # -- folding the stream ------------------------------------------------------------
+    def state_of(self, project_id: str, backend_id: str) -> ControllerState:
+        return self.states.get((project_id, backend_id), ControllerState())
+
+    def project_files(self, project_id: str) -> dict[str, str]:
+        return {**self.catalog.base_files(), **self.files.get(project_id, {})}
+
+    def fold(self, env: dict[str, Any]) -> None:
+        p, kind, project = env["payload"], env["type"], env["project_id"]
+        self.position = max(self.position, env["position"])
+        if kind == "twin.ControllerCommandApplied":
+            key = (project, p["backend_id"])
+            self.states[key] = apply_command(
+                self.state_of(*key), p["command_type"], p["command_payload"]
+            )
+        elif kind == "twin.ConfigFileWritten":
+            self.files.setdefault(project, {})[p["path"]] = p["content"]
+        elif kind == "twin.JobSubmitted":
+            if (project, p["job_id"]) in self.finished:
+                return
+            seed = p["metadata"].get("seed")
+            self.queue.append(
+                QueuedJob(
+                    project_id=project,
+                    job_id=p["job_id"],
+                    backend_id=p["backend_id"],
+                    files=self.project_files(project),
+                    state=self.state_of(project, p["backend_id"]),
+                    circuits=list(p["circuits"]),
+                    shots=p["shots"],
+                    # No seed given: a random one, recorded with the results.
+                    seed=int(seed) if isinstance(seed, int) else secrets.randbits(63),
+                    at=datetime.fromisoformat(env["occurred_at"]).timestamp(),
+                )
+            )
+            self.wake.set()
+        elif kind == "twin.JobStarted":
+            for job in self.queue:
+                if (job.project_id, job.job_id) == (project, p["job_id"]):
+                    job.running = True
+        elif kind in ("twin.JobCompleted", "twin.JobFailed", "twin.JobCancelled"):
+            self.finished.add((project, p["job_id"]))
+            self.queue = deque(
+                j for j in self.queue if (j.project_id, j.job_id) != (project, p["job_id"])
+            )
+
+    async def follow(self) -> None:
+        await ensure_stream(self.js)
+        info = await self.js.stream_info(STREAM)
+        # Server-side filtered replay of every twin event, then live ones.
+        last = info.state.last_seq
+        sub = await self.js.subscribe(
+            TWIN_SUBJECTS, ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL
+        )
+        if last == 0 or not await self._pending(sub):
+            self.caught_up.set()
+        try:
+            async for msg in sub.messages:
+                self.fold(orjson.loads(msg.data))
+                if not self.caught_up.is_set() and msg.metadata.num_pending == 0:
+                    self.caught_up.set()
+                    self.wake.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _pending(self, sub) -> bool:
+        try:
+            info = await sub.consumer_info()
+        except Exception:  # noqa: BLE001 - an ordered consumer may be recreated
+            return True
+        return info.num_pending > 0
+
+    # -- running jobs ------------------------------------------------------------------
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.pool, simulate.warm_up)
+        follower = asyncio.create_task(self.follow(), name="twin-follow")
+        try:
+            await self.caught_up.wait()
+            while True:
+                if follower.done():
+                    follower.result()  # re-raise what stopped it
+                if not self.queue:
+                    self.wake.clear()
+                    await asyncio.wait(
+                        [asyncio.ensure_future(self.wake.wait()), follower],
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    continue
+                await self._run_one(self.queue[0])
+        finally:
+            follower.cancel()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _send(self, command) -> Any:
+        ctx = CommandContext(
+            project_id="",
+            actor="",
+            command_id=uuid.uuid4(),
+            correlation_id=f"twin-job:{command.job_id}",
+            received_at=datetime.now(UTC),
+        )
+        return await self.writer.submit(Submission(command, ctx, credential=SYSTEM))
+
+    async def _run_one(self, job: QueuedJob) -> None:
+        key = dict(project_id=job.project_id, job_id=job.job_id)
+        loop = asyncio.get_running_loop()
+        # The simulation starts while StartJob is being decided: its outcome is kept only
+        # if the job really started (a cancel may have won), and a commit's latency is
+        # saved on every job.
+        started = None if job.running else asyncio.ensure_future(self._send(StartJob(**key)))
+        try:
+            backend = backends_for(job.files)[job.backend_id]
+            simulation = loop.run_in_executor(
+                self.pool, simulate.run_job, backend, job.state, job.circuits, job.shots,
+                job.seed, job.at,
+            )  # fmt: skip
+        except (TwinConfigError, KeyError) as err:
+            simulation = loop.create_future()
+            simulation.set_exception(err)
+        if started is not None:
+            reply = await started
+            # "job_running": started before a restart, and this runner had not yet seen
+            # that on the stream; it is still this runner's to finish.
+            if isinstance(reply, Rejected) and reply.code != "job_running":
+                # Cancelled (or finished) meanwhile: the stream will say so; drop it here.
+                log.info("job %s not started: %s", job.job_id, reply.message)
+                with contextlib.suppress(Exception):
+                    await simulation
+                self._drop(job)
+                return
+        try:
+            results, run_ms = await simulation
+            for r in results:
+                r["seed"] = job.seed
+            if len(orjson.dumps(results)) > MAX_RESULT_BYTES:
+                raise CircuitError(
+                    "result_too_large",
+                    f"the counts exceed {MAX_RESULT_BYTES} bytes; use fewer shots or measure"
+                    " fewer qubits",
+                )
+            reply = await self._send(CompleteJob(**key, results=results, run_ms=run_ms))
+        except (CircuitError, TwinConfigError, KeyError) as err:
+            code = getattr(err, "code", "unknown_backend")
+            message = getattr(err, "message", str(err))
+            reply = await self._send(FailJob(**key, code=code, message=message))
+        except Exception as err:
+            log.exception("job %s failed", job.job_id)
+            reply = await self._send(FailJob(**key, code="simulation_error", message=str(err)))
+        if isinstance(reply, Rejected):
+            log.warning("job %s outcome refused: %s", job.job_id, reply.message)
+        self._drop(job)
+
+    def _drop(self, job: QueuedJob) -> None:
+        self.finished.add((job.project_id, job.job_id))
+        with contextlib.suppress(ValueError):
+            self.queue.remove(job)

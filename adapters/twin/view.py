@@ -1,0 +1,84 @@
+"""What the query side knows of the twin: a project's backends (shipped files plus the
+config writes in the read model) and a backend's controller state, folded from the
+controller commands in the read model (optionally only up to a store position)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.twin.catalog import TwinCatalog, backends_for
+from commands.twin import TwinConfigError
+from projections import twin as q
+from projections.base import QueryError
+from twin.controller import ControllerState, apply_command, effective_noise
+from twin.device import Backend
+
+
+class TwinView:
+    def __init__(self, catalog: TwinCatalog) -> None:
+        self.catalog = catalog
+        # (project, backend) -> (position folded up to, state): commands only ever append.
+        self._folded: dict[tuple[str, str], tuple[int, ControllerState, int, Any]] = {}
+
+    def files(self, db, project_id: str, upto: int | None = None) -> dict[str, str]:
+        return {**self.catalog.base_files(), **q.written_files(db, project_id, upto)}
+
+    def backends(self, db, project_id: str, upto: int | None = None) -> dict[str, Backend]:
+        try:
+            return backends_for(self.files(db, project_id, upto))
+        except TwinConfigError as err:  # written files are checked first; a bug if seen
+            raise QueryError("invalid_config", err.message) from None
+
+    def backend(self, db, project_id: str, backend_id: str) -> Backend:
+        backends = self.backends(db, project_id)
+        if backend_id not in backends:
+            raise QueryError(
+                "unknown_backend", f"unknown backend '{backend_id}'; known: {sorted(backends)}"
+            )
+        return backends[backend_id]
+
+    def state(
+        self, db, project_id: str, backend_id: str, upto: int | None = None
+    ) -> tuple[ControllerState, int, Any]:
+        """(state, commands applied, time of the last command)."""
+        if upto is not None:  # a past state: fold from the start
+            state, n, last = ControllerState(), 0, None
+            for c in q.controller_commands(db, project_id, backend_id, upto):
+                state, n, last = (
+                    apply_command(state, c["command_type"], c["command_payload"]),
+                    n + 1,
+                    c["timestamp"],
+                )
+            return state, n, last
+        key = (project_id, backend_id)
+        position, state, n, last = self._folded.get(key, (0, ControllerState(), 0, None))
+        for c in q.controller_commands(db, project_id, backend_id, after=position):
+            state, n, last = (
+                apply_command(state, c["command_type"], c["command_payload"]),
+                n + 1,
+                c["timestamp"],
+            )
+            position = c["position"]
+        self._folded[key] = (position, state, n, last)
+        return state, n, last
+
+    def qubits(self, db, project_id: str, backend_id: str) -> list[dict[str, Any]]:
+        backend = self.backend(db, project_id, backend_id)
+        state, _, _ = self.state(db, project_id, backend_id)
+        eff = effective_noise(backend, state, datetime.now(UTC).timestamp())
+        return [
+            {
+                "qubit": i,
+                "t1_us": qn.t1_us,
+                "t2_us": min(qn.t2_us, 2 * qn.t1_us),
+                "readout_error": (qn.readout_p1_given_0 + qn.readout_p0_given_1) / 2,
+                "readout_p1_given_0": qn.readout_p1_given_0,
+                "readout_p0_given_1": qn.readout_p0_given_1,
+                "single_qubit_error": qn.gate_error,
+                "gate_time_ns": qn.gate_time_ns,
+                "drift_multiplier": eff.drift_multipliers[i],
+                "overridden": sorted(state.qubit_overrides.get(i, {})),
+            }
+            for i, qn in enumerate(eff.qubits)
+        ]

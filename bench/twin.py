@@ -1,0 +1,191 @@
+"""qledger digital-twin benchmark (not part of the test suite).
+
+Engines, in this process (compiled circuits; the noise of the shipped config):
+* Bell, 1,024 shots, on ibm_jakarta_like (exact density matrix);
+* GHZ-10, 10,000 shots, on square_64 (density matrix: 10 active qubits);
+* a 50-qubit Clifford circuit (GHZ-50), 10,000 shots, on square_64 (stim).
+Next to each: the raw engine on the same circuit in the same run: stim's own sampler on
+the same stim circuit (noise included), and Qiskit Aer's density-matrix simulator with
+the same device noise (Aer is a dev dependency; its time includes its own setup).
+
+Over HTTP against a fresh `qledger serve` (temp data dir, embedded NATS, SQLite):
+* Bell job latency: POST /jobs -> the result (long poll `wait`), one client, p50/p99;
+* jobs/s with 8 concurrent clients doing the same for --seconds;
+* raw baseline from the same run: GET /api/v1/digital-twin/health round trip.
+
+    cd /work/main && .venv/bin/python bench/twin.py [--jobs 200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from config.twin_files import load_backends, read_dir
+from twin import clifford, density
+from twin.circuits import compile_for, parse
+from twin.controller import ControllerState, effective_noise
+from twin.noise import NoiseModel
+
+QLEDGER = str(Path(sys.executable).parent / "qledger")
+PASSWORD = "bench-twin-admin-1"
+TWIN = "/api/v1/digital-twin"
+BELL = 'OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; creg c[2]; h q[0]; cx q[0],q[1]; measure q -> c;'
+
+
+def ghz(n: int) -> str:
+    cx = "".join(f"cx q[{i}],q[{i + 1}];" for i in range(n - 1))
+    return f'OPENQASM 2.0; include "qelib1.inc"; qreg q[{n}]; creg c[{n}]; h q[0]; {cx} measure q -> c;'
+
+
+def pct(samples: list[float]) -> str:
+    s = sorted(samples)
+    p99 = s[min(len(s) - 1, int(0.99 * len(s)))]
+    return f"{1000 * statistics.median(s):8.2f} / {1000 * p99:8.2f}"
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    fn()  # warm
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def engines(reps: int) -> None:
+    backends = load_backends(read_dir())
+    print(f"{'engine (in-process), p50 / p99 ms':44s} {'twin':>19s} {'raw engine':>19s}")
+    cases = [
+        ("Bell, 1,024 shots (density matrix)", "ibm_jakarta_like", BELL, 1024, "dm"),
+        ("GHZ-10, 10,000 shots (density matrix)", "square_64", ghz(10), 10_000, "dm"),
+        ("Clifford GHZ-50, 10,000 shots (stim)", "square_64", ghz(50), 10_000, "stim"),
+    ]
+    for label, backend_id, qasm, shots, kind in cases:
+        backend = backends[backend_id]
+        noise = NoiseModel(effective_noise(backend, ControllerState()))
+        program = compile_for(parse(qasm), backend.device, seed=0)
+        rng = np.random.default_rng(1)
+        if kind == "dm":
+            ours = timed(lambda p=program: density.run(p, noise, shots, rng), reps)
+            raw = aer_time(program, noise, backend.device.num_qubits, shots, reps)
+            raw_label = "Aer density matrix"
+        else:
+            ours = timed(lambda p=program: clifford.sample_bits(p, noise, shots, rng), reps)
+            circuit, _ = clifford.build(program, noise)
+            raw = timed(lambda c=circuit: c.compile_sampler(seed=1).sample(shots), reps)
+            raw_label = "stim compile+sample"
+        print(f"{label:44s} {pct(ours)}   {pct(raw)}  ({raw_label})")
+
+
+def aer_time(program, noise, num_qubits: int, shots: int, reps: int) -> list[float]:
+    try:
+        from qiskit_aer import AerSimulator  # noqa: PLC0415 - dev-only
+
+        from tests.twin.test_accuracy import aer_model, as_qiskit  # noqa: PLC0415
+    except ImportError:
+        return [float("nan")]
+    sim = AerSimulator(method="density_matrix", noise_model=aer_model(noise, num_qubits))
+    qc = as_qiskit(program, num_qubits)
+    return timed(lambda: sim.run(qc, shots=shots).result(), max(3, reps // 5))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(data_dir: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "QLEDGER_DATA_DIR": str(data_dir), "QLEDGER_HTTP_PORT": str(port),
+           "QLEDGER_ADMIN_PASSWORD": PASSWORD, "QLEDGER_LOG_LEVEL": "warning"}  # fmt: skip
+    env.pop("QLEDGER_NATS_URL", None)
+    log = open(data_dir / "serve.log", "ab")
+    return subprocess.Popen([QLEDGER, "serve"], env=env, stdout=log, stderr=log)
+
+
+async def one_job(client: httpx.AsyncClient, backend: str = "ibm_jakarta_like") -> float:
+    t = time.perf_counter()
+    r = await client.post("/jobs", json={"backend_id": backend, "circuits": [BELL], "shots": 1024})
+    job = r.json()
+    r = await client.get(
+        f"/jobs/{job['job_id']}/result", params={"wait": 30, "min_position": job["position"]}
+    )
+    assert r.status_code == 200 and r.json()["status"] == "COMPLETED", r.text
+    return time.perf_counter() - t
+
+
+async def http_part(base: str, token: str, jobs: int, seconds: float) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base + TWIN, headers=headers, timeout=60) as client:
+        health = []
+        for _ in range(jobs):
+            t = time.perf_counter()
+            await client.get("/health")
+            health.append(time.perf_counter() - t)
+        for _ in range(10):
+            await one_job(client)  # warm the worker process and the caches
+        latency = [await one_job(client) for _ in range(jobs)]
+        print(f"\n{'over HTTP, p50 / p99 ms':44s} {'twin':>19s} {'raw baseline':>19s}")
+        print(f"{'Bell job, submit -> COMPLETED':44s} {pct(latency)}   {pct(health)}  (GET /health)")
+
+        done = 0
+        stop = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                await one_job(client)
+                done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(8)))
+        rate = done / (time.perf_counter() - t0)
+        print(f"{'Bell jobs/s, 8 concurrent clients':44s} {rate:19.1f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--reps", type=int, default=50)
+    args = ap.parse_args()
+    engines(args.reps)
+    data_dir = Path(tempfile.mkdtemp(prefix="qledger-bench-twin-"))
+    port = free_port()
+    proc = serve(data_dir, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (data_dir / "serve.log").read_text()[-2000:]
+            try:
+                r = httpx.post(base + "/api/auth/login", data={"username": "admin", "password": PASSWORD})
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "qledger serve did not start"
+            time.sleep(0.3)
+        asyncio.run(http_part(base, r.json()["access_token"], args.jobs, args.seconds))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
