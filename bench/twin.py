@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -81,22 +82,26 @@ def engines(reps: int) -> None:
         program = compile_for(parse(qasm), backend.device, seed=0)
         rng = np.random.default_rng(1)
         if kind == "dm":
-            ours = timed(lambda p=program: density.run(p, noise, shots, rng), reps)
+            ours = timed(functools.partial(density.run, program, noise, shots, rng), reps)
             raw = aer_time(program, noise, backend.device.num_qubits, shots, reps)
             raw_label = "Aer density matrix"
         else:
-            ours = timed(lambda p=program: clifford.sample_bits(p, noise, shots, rng), reps)
+            ours = timed(functools.partial(clifford.sample_bits, program, noise, shots, rng), reps)
             circuit, _ = clifford.build(program, noise)
-            raw = timed(lambda c=circuit: c.compile_sampler(seed=1).sample(shots), reps)
+            raw = timed(functools.partial(_stim_sample, circuit, shots), reps)
             raw_label = "stim compile+sample"
         print(f"{label:44s} {pct(ours)}   {pct(raw)}  ({raw_label})")
 
 
+def _stim_sample(circuit, shots: int):
+    return circuit.compile_sampler(seed=1).sample(shots)
+
+
 def aer_time(program, noise, num_qubits: int, shots: int, reps: int) -> list[float]:
     try:
-        from qiskit_aer import AerSimulator  # noqa: PLC0415 - dev-only
+        from qiskit_aer import AerSimulator
 
-        from tests.twin.test_accuracy import aer_model, as_qiskit  # noqa: PLC0415
+        from tests.twin.test_accuracy import aer_model, as_qiskit
     except ImportError:
         return [float("nan")]
     sim = AerSimulator(method="density_matrix", noise_model=aer_model(noise, num_qubits))
@@ -141,7 +146,9 @@ async def http_part(base: str, token: str, jobs: int, seconds: float) -> None:
             await one_job(client)  # warm the worker process and the caches
         latency = [await one_job(client) for _ in range(jobs)]
         print(f"\n{'over HTTP, p50 / p99 ms':44s} {'twin':>19s} {'raw baseline':>19s}")
-        print(f"{'Bell job, submit -> COMPLETED':44s} {pct(latency)}   {pct(health)}  (GET /health)")
+        print(
+            f"{'Bell job, submit -> COMPLETED':44s} {pct(latency)}   {pct(health)}  (GET /health)"
+        )
 
         done = 0
         stop = time.perf_counter() + seconds
@@ -174,7 +181,9 @@ def main() -> None:
         while True:
             assert proc.poll() is None, (data_dir / "serve.log").read_text()[-2000:]
             try:
-                r = httpx.post(base + "/api/auth/login", data={"username": "admin", "password": PASSWORD})
+                r = httpx.post(
+                    base + "/api/auth/login", data={"username": "admin", "password": PASSWORD}
+                )
                 if r.status_code == 200:
                     break
             except httpx.HTTPError:
