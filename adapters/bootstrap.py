@@ -266,6 +266,8 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
     if "command" in roles:
 
         async def committed() -> None:
+            if twin_runner is not None:
+                twin_runner.notify()
             await nc.publish(COMMITTED_SUBJECT, b"")
 
         passwords = Passwords()
@@ -280,7 +282,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
             figures=FigureStore(js),
             twin=catalog,
         )
-        twin_runner = TwinRunner(js, writer, catalog)
+        twin_runner = TwinRunner(store, writer, catalog)
         broker = command_broker(nats_url, writer, token_service(settings))
     if "query" in roles:
         read = await _open_read_store(settings)

@@ -254,23 +254,25 @@ class EventStore:
 
     # -- read side ----------------------------------------------------------------
     def notifications_after(
-        self, position: int, limit: int, stop: int | None = None
+        self, position: int, limit: int, stop: int | None = None, *, topic_prefix: str = ""
     ) -> list[StoredRow]:
-        """The notification log after `position`, in order: (id, topic, state) only.
+        """The notification log after `position`, in order: (id, topic, state) only;
+        with `topic_prefix`, only the events whose type starts with it.
 
         The same rows the library's select_notifications reads, without building a UUID
         and a Notification per row, which the relay and the projections never use."""
         recorder: Any = self.app.recorder
         last = stop if stop is not None else 2**62
+        like = topic_prefix.replace("%", "").replace("_", "\\_") + "%"
         with recorder.datastore.transaction(commit=False) as cursor:
             if self.location.is_postgres:
                 cursor.execute(
                     self._pg_sql(
                         "SELECT notification_id, topic, state FROM {table}"
                         " WHERE notification_id > %s AND notification_id <= %s"
-                        " ORDER BY notification_id LIMIT %s"
+                        " AND topic LIKE %s ORDER BY notification_id LIMIT %s"
                     ),
-                    (position, last, limit),
+                    (position, last, like, limit),
                 )
                 return [
                     StoredRow(r["notification_id"], r["topic"], bytes(r["state"]))
@@ -278,8 +280,9 @@ class EventStore:
                 ]
             cursor.execute(
                 f"SELECT rowid, topic, state FROM {recorder.events_table_name}"
-                " WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?",
-                (position, last, limit),
+                " WHERE rowid > ? AND rowid <= ? AND topic LIKE ? ESCAPE '\\'"
+                " ORDER BY rowid LIMIT ?",
+                (position, last, like, limit),
             )
             return [StoredRow(r[0], r[1], r[2]) for r in cursor.fetchall()]
 

@@ -18,19 +18,25 @@ Over HTTP against a fresh `qledger serve` (temp data dir, embedded NATS, SQLite)
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# This file is bench/twin.py: with bench/ first on sys.path, `import twin` would find it
+# instead of the twin package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+sys.path.append(str(Path(__file__).parent.parent))  # the repo, for tests.twin's Aer model
+
 import argparse
-import asyncio
 import functools
 import os
 import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -123,46 +129,49 @@ def serve(data_dir: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen([QLEDGER, "serve"], env=env, stdout=log, stderr=log)
 
 
-async def one_job(client: httpx.AsyncClient, backend: str = "ibm_jakarta_like") -> float:
+def one_job(client: httpx.Client, backend: str = "ibm_jakarta_like") -> float:
     t = time.perf_counter()
-    r = await client.post("/jobs", json={"backend_id": backend, "circuits": [BELL], "shots": 1024})
+    r = client.post("/jobs", json={"backend_id": backend, "circuits": [BELL], "shots": 1024})
     job = r.json()
-    r = await client.get(
+    r = client.get(
         f"/jobs/{job['job_id']}/result", params={"wait": 30, "min_position": job["position"]}
     )
     assert r.status_code == 200 and r.json()["status"] == "COMPLETED", r.text
     return time.perf_counter() - t
 
 
-async def http_part(base: str, token: str, jobs: int, seconds: float) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base + TWIN, headers=headers, timeout=60) as client:
+def http_part(base: str, token: str, jobs: int, seconds: float) -> None:
+    def client() -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.Client(base_url=base + TWIN, headers=headers, timeout=60)
+
+    with client() as c:
         health = []
         for _ in range(jobs):
             t = time.perf_counter()
-            await client.get("/health")
+            c.get("/health")
             health.append(time.perf_counter() - t)
         for _ in range(10):
-            await one_job(client)  # warm the worker process and the caches
-        latency = [await one_job(client) for _ in range(jobs)]
-        print(f"\n{'over HTTP, p50 / p99 ms':44s} {'twin':>19s} {'raw baseline':>19s}")
-        print(
-            f"{'Bell job, submit -> COMPLETED':44s} {pct(latency)}   {pct(health)}  (GET /health)"
-        )
+            one_job(c)  # warm the worker process and the caches
+        latency = [one_job(c) for _ in range(jobs)]
+    print(f"\n{'over HTTP, p50 / p99 ms':44s} {'twin':>19s} {'raw baseline':>19s}")
+    print(f"{'Bell job, submit -> COMPLETED':44s} {pct(latency)}   {pct(health)}  (GET /health)")
 
+    stop = time.perf_counter() + seconds
+
+    def worker() -> int:
         done = 0
-        stop = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            nonlocal done
+        with client() as c:
             while time.perf_counter() < stop:
-                await one_job(client)
+                one_job(c)
                 done += 1
+        return done
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(8)))
-        rate = done / (time.perf_counter() - t0)
-        print(f"{'Bell jobs/s, 8 concurrent clients':44s} {rate:19.1f}")
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        done = sum(pool.map(lambda _: worker(), range(8)))
+    rate = done / (time.perf_counter() - t0)
+    print(f"{'Bell jobs/s, 8 concurrent clients':44s} {rate:19.1f}")
 
 
 def main() -> None:
@@ -190,7 +199,7 @@ def main() -> None:
                 pass
             assert time.monotonic() < deadline, "qledger serve did not start"
             time.sleep(0.3)
-        asyncio.run(http_part(base, r.json()["access_token"], args.jobs, args.seconds))
+        http_part(base, r.json()["access_token"], args.jobs, args.seconds)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

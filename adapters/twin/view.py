@@ -20,9 +20,27 @@ class TwinView:
         self.catalog = catalog
         # (project, backend) -> (position folded up to, state): commands only ever append.
         self._folded: dict[tuple[str, str], tuple[int, ControllerState, int, Any]] = {}
+        # Answers valid while the twin's read model is unchanged (its generation): most
+        # reads then cost no DuckDB query (each was ~2.5 ms of a 6 ms request).
+        self._seen: dict[tuple, tuple[int, Any]] = {}
+
+    def _cached(self, db, key: tuple, compute):
+        generation = db.generation("twin") if hasattr(db, "generation") else None
+        hit = self._seen.get(key)
+        if generation is not None and hit is not None and hit[0] == generation:
+            return hit[1]
+        value = compute()
+        if generation is not None:
+            if len(self._seen) > 4096:
+                self._seen.clear()
+            self._seen[key] = (generation, value)
+        return value
 
     def files(self, db, project_id: str, upto: int | None = None) -> dict[str, str]:
-        return {**self.catalog.base_files(), **q.written_files(db, project_id, upto)}
+        if upto is not None:
+            return {**self.catalog.base_files(), **q.written_files(db, project_id, upto)}
+        written = self._cached(db, ("files", project_id), lambda: q.written_files(db, project_id))
+        return {**self.catalog.base_files(), **written}
 
     def backends(self, db, project_id: str, upto: int | None = None) -> dict[str, Backend]:
         try:
@@ -51,6 +69,11 @@ class TwinView:
                     c["timestamp"],
                 )
             return state, n, last
+        return self._cached(
+            db, ("state", project_id, backend_id), lambda: self._fold(db, project_id, backend_id)
+        )
+
+    def _fold(self, db, project_id: str, backend_id: str) -> tuple[ControllerState, int, Any]:
         key = (project_id, backend_id)
         position, state, n, last = self._folded.get(key, (0, ControllerState(), 0, None))
         for c in q.controller_commands(db, project_id, backend_id, after=position):
