@@ -21,33 +21,32 @@ STIM_GATE = {"sx": "SQRT_X", "x": "X", "cx": "CX", "id": None}
 
 
 def build(program: Program, noise: NoiseModel) -> tuple[stim.Circuit, dict[int, int]]:
+    """The noisy stim circuit, written as text and parsed once (stim's append() costs
+    ~30 us a call: 6 ms for a 50-qubit GHZ, three times its sampling)."""
     local = {q: i for i, q in enumerate(program.active_qubits)}
-    c = stim.Circuit()
+    lines: list[str] = []
     for op in program.ops:
-        targets = [local[q] for q in op.qubits]
+        targets = " ".join(str(local[q]) for q in op.qubits)
         if op.name == "rz":
             name = STIM_RZ[_quarter_turns(op.angle)]  # type: ignore[index]
         else:
             name = STIM_GATE[op.name]
         if name:
-            c.append(name, targets)
+            lines.append(f"{name} {targets}")
         g = noise.gate(op)
         if g is None:
             continue
         n = len(op.qubits)
         if g.depolarizing > 0:
-            c.append(
-                f"DEPOLARIZE{n}",
-                targets,
-                min(g.depolarizing * (4**n - 1) / 4**n, 0.75 if n == 1 else 0.9375),
-            )
-        for t, r in zip(targets, g.relaxations, strict=True):
+            p = min(g.depolarizing * (4**n - 1) / 4**n, 0.75 if n == 1 else 0.9375)
+            lines.append(f"DEPOLARIZE{n}({p!r}) {targets}")
+        for q, r in zip(op.qubits, g.relaxations, strict=True):
             pxy = r.reset / 4
             pz = max(0.0, 0.5 - r.reset / 4 - r.coherence / 2)
             if pxy or pz:
-                c.append("PAULI_CHANNEL_1", [t], [pxy, pxy, pz])
-    c.append("M", [local[q] for q in measured_qubits(program)])
-    return c, local
+                lines.append(f"PAULI_CHANNEL_1({pxy!r}, {pxy!r}, {pz!r}) {local[q]}")
+    lines.append("M " + " ".join(str(local[q]) for q in measured_qubits(program)))
+    return stim.Circuit("\n".join(lines)), local
 
 
 def sample_bits(
