@@ -29,7 +29,8 @@ JOB = Table(
         ("submitted_at", "TIMESTAMPTZ"),
         ("started_at", "TIMESTAMPTZ"),
         ("finished_at", "TIMESTAMPTZ"),
-        ("position", "BIGINT"),
+        ("position", "BIGINT"),  # of the submission
+        ("last_position", "BIGINT"),  # of the job's latest event: read after it
     ),
     (("project_id", "job_id"),),
 )
@@ -98,7 +99,7 @@ class TwinProjector(Projector):
                     "backend_id": p["backend_id"], "status": "QUEUED", "shots": p["shots"],
                     "num_circuits": len(p["circuits"]), "metadata_json": to_json(p["metadata"]),
                     "after_position": p["after_position"], "submitted_at": env["occurred_at"],
-                    "position": env["position"],
+                    "position": env["position"], "last_position": env["position"],
                 })  # fmt: skip
                 continue
             if kind in STATUS_AFTER or kind == "twin.JobMetadataAttached":
@@ -130,20 +131,21 @@ def _update_job(kind: str, env: Envelope, p: dict[str, Any], tx: ViewTx) -> None
     key = [env["project_id"], p["job_id"]]
     if kind == "twin.JobMetadataAttached":
         tx.execute(
-            "UPDATE twin_job SET metadata_json = json_merge_patch(metadata_json, ?)"
-            " WHERE project_id = ? AND job_id = ?",
-            [to_json(p["metadata"]), *key],
+            "UPDATE twin_job SET metadata_json = json_merge_patch(metadata_json, ?),"
+            " last_position = ? WHERE project_id = ? AND job_id = ?",
+            [to_json(p["metadata"]), env["position"], *key],
         )
     elif kind == "twin.JobStarted":
         tx.execute(
-            "UPDATE twin_job SET status = 'RUNNING', started_at = ?::TIMESTAMPTZ"
-            " WHERE project_id = ? AND job_id = ?",
-            [env["occurred_at"], *key],
+            "UPDATE twin_job SET status = 'RUNNING', started_at = ?::TIMESTAMPTZ,"
+            " last_position = ? WHERE project_id = ? AND job_id = ?",
+            [env["occurred_at"], env["position"], *key],
         )
     elif kind in STATUS_AFTER:
         tx.execute(
             "UPDATE twin_job SET status = ?, finished_at = ?::TIMESTAMPTZ, results_json = ?,"
-            " run_ms = ?, error_code = ?, error_message = ? WHERE project_id = ? AND job_id = ?",
+            " run_ms = ?, error_code = ?, error_message = ?, last_position = ?"
+            " WHERE project_id = ? AND job_id = ?",
             [
                 STATUS_AFTER[kind],
                 env["occurred_at"],
@@ -151,6 +153,7 @@ def _update_job(kind: str, env: Envelope, p: dict[str, Any], tx: ViewTx) -> None
                 p.get("run_ms"),
                 p.get("code"),
                 p.get("message"),
+                env["position"],
                 *key,
             ],
         )
@@ -182,6 +185,7 @@ def job_status(row: dict[str, Any]) -> dict[str, Any]:
         "started_at": _iso(row["started_at"]),
         "finished_at": _iso(row["finished_at"]),
         "run_ms": row["run_ms"],
+        "position": row["last_position"],  # min_position for reads that must include it
     }
     if row["error_code"]:
         out["error"] = {"code": row["error_code"], "message": row["error_message"]}
@@ -195,6 +199,7 @@ def job_result(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "shots": row["shots"],
         "results": orjson.loads(row["results_json"] or "[]"),
+        "position": row["last_position"],
     }
 
 

@@ -133,23 +133,29 @@ class TwinRunner:
         """The command writer committed: there may be new twin events."""
         self.committed.set()
 
+    def _read_log(self) -> list:
+        """The twin events the log holds beyond what was read (one thread hop)."""
+        stop = self.store.max_position()
+        notes: list = []
+        while True:
+            batch = self.store.notifications_after(
+                self.scanned, 1000, stop, topic_prefix="twin."
+            )
+            notes += batch
+            if len(batch) < 1000:
+                break
+            self.scanned = batch[-1].id
+        self.scanned = stop
+        return notes
+
     async def follow(self) -> None:
         """Fold the twin's events from the store's log: from the start, then after each
         commit of this node's writer (or every second, for other writers)."""
         while True:
             self.committed.clear()
-            stop = await asyncio.to_thread(self.store.max_position)
-            while True:
-                notes = await asyncio.to_thread(
-                    self.store.notifications_after, self.scanned, 1000, stop,
-                    topic_prefix="twin.",
-                )  # fmt: skip
-                for note in notes:
-                    self.fold(envelope(note))
-                if len(notes) < 1000:
-                    break
-                self.scanned = notes[-1].id
-            self.scanned = stop
+            notes = await asyncio.to_thread(self._read_log)
+            for note in notes:
+                self.fold(envelope(note))
             if not self.caught_up.is_set():
                 self.caught_up.set()
                 self.wake.set()

@@ -75,7 +75,7 @@ def test_a_bell_job_runs_and_its_seed_reproduces_it(twin: httpx.Client):
     assert 0 < noise_share(circuit["counts"]) < 0.15
     again = run(twin, [BELL], seed=11)
     assert again["results"][0]["counts"] == circuit["counts"]
-    status = twin.get(f"/jobs/{first['job_id']}").json()
+    status = twin.get(f"/jobs/{first['job_id']}", params={"min_position": first["position"]}).json()
     assert status["status"] == "COMPLETED" and status["started_at"] and status["finished_at"]
 
 
@@ -90,7 +90,9 @@ def test_a_job_submitted_after_a_controller_command_runs_under_it(twin: httpx.Cl
     # At once, without waiting for anything: the job must see the command.
     job = run(twin, [BELL], backend="line_5", seed=3)
     assert noise_share(job["results"][0]["counts"]) > base + 0.2
-    trace = twin.get("/telemetry/trace/export", params={"job_id": job["job_id"]}).json()
+    trace = twin.get(
+        "/telemetry/trace/export", params={"job_id": job["job_id"], "min_position": job["position"]}
+    ).json()
     assert trace["ran_after_position"] == r.json()["position"]
     assert trace["controller_state"]["gate_error_multiplier"] == 40
     kinds = [e["event_type"] for e in trace["events"]]
@@ -262,8 +264,8 @@ def test_config_writes_are_validated_events(twin: httpx.Client, served: Serve):
 
 
 def test_metrics_in_json_and_prometheus(twin: httpx.Client):
-    run(twin, [BELL], backend="line_5", shots=100)
-    metrics = twin.get("/metrics").json()["backends"]
+    job = run(twin, [BELL], backend="line_5", shots=100)
+    metrics = twin.get("/metrics", params={"min_position": job["position"]}).json()["backends"]
     assert metrics["line_5"]["completed_jobs"] >= 1 and metrics["line_5"]["avg_run_latency_s"] >= 0
     text = twin.get("/metrics/prometheus").text
     assert 'qledger_twin_completed_jobs{backend_id="line_5"}' in text
@@ -285,6 +287,8 @@ def test_scenario_compatibility_reports_ignored_keys(twin: httpx.Client, served:
 
 def test_another_team_sees_neither_jobs_nor_controller_state(twin: httpx.Client, served: Serve):
     job = run(twin, [BELL], backend="line_5", shots=50)
+    mine = twin.get(f"/jobs/{job['job_id']}", params={"min_position": job["position"]})
+    assert mine.status_code == 200
     project = (
         served.client().post("/api/projects", json={"name": "twin team b"}).json()["project_id"]
     )
