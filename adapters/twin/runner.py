@@ -138,9 +138,7 @@ class TwinRunner:
         stop = self.store.max_position()
         notes: list = []
         while True:
-            batch = self.store.notifications_after(
-                self.scanned, 1000, stop, topic_prefix="twin."
-            )
+            batch = self.store.notifications_after(self.scanned, 1000, stop, topic_prefix="twin.")
             notes += batch
             if len(batch) < 1000:
                 break
