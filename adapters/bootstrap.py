@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -265,8 +266,11 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         await relay.listen_for_commits()
     if "command" in roles:
 
-        async def committed() -> None:
-            if twin_runner is not None:
+        async def committed(batch: Sequence[Submission] = ()) -> None:
+            # The runner reads the log only after twin commands (it also polls each second).
+            if twin_runner is not None and any(
+                s.command.SUBJECT.startswith("twin.") for s in batch
+            ):
                 twin_runner.notify()
             await nc.publish(COMMITTED_SUBJECT, b"")
 

@@ -44,7 +44,7 @@ class CommandWriter:
         store: EventStore,
         *,
         batch_max: int,
-        on_commit: Callable[[], Awaitable[None]],
+        on_commit: Callable[[list[Submission]], Awaitable[None]],
         passwords: Passwords | None = None,
         figures: FigureStore | None = None,
         twin: TwinPort | None = None,
@@ -92,7 +92,7 @@ class CommandWriter:
             for (_, future), reply in zip(batch, replies, strict=True):
                 if not future.done():
                     future.set_result(reply)
-            await self.on_commit()
+            await self.on_commit(submissions)
             if self.queue.empty():
                 self.idle.set()
 
