@@ -85,6 +85,11 @@ def gate_superop(op, noise: NoiseModel) -> np.ndarray:
 
 
 def run(program: Program, noise: NoiseModel, shots: int, rng: np.random.Generator):
+    return sample_counts(probabilities(program, noise), program, noise, shots, rng)
+
+
+def probabilities(program: Program, noise: NoiseModel) -> np.ndarray:
+    """Exact P(true outcome) over measured_qubits(program), before readout errors."""
     dm = DensityMatrix()
     pending: dict[int, np.ndarray] = {}  # qubit -> product of its queued 1q superops
 
@@ -103,5 +108,4 @@ def run(program: Program, noise: NoiseModel, shots: int, rng: np.random.Generato
         dm.apply(s, op.qubits)
     for q in list(pending):
         flush(q)
-    p_true = dm.probabilities(measured_qubits(program))
-    return sample_counts(p_true, program, noise, shots, rng)
+    return dm.probabilities(measured_qubits(program))

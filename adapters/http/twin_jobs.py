@@ -25,6 +25,7 @@ from adapters.http.deps import (
 )
 from commands.twin import ApplyControllerCommand, AttachJobMetadata, CancelJob, SubmitJob
 from projections import twin as q
+from projections.base import QueryError
 
 PREFIX = "/api/v1/digital-twin"
 router = APIRouter(prefix=PREFIX, tags=["twin jobs"])
@@ -70,9 +71,22 @@ async def submit_job(
     }
 
 
+async def settled_job_row(request: Request, db, project: str, job_id: str) -> dict:
+    """The job's row; if the read model has no such job, first wait (bounded) until it
+    has caught up with everything the store held when asked, so a job submitted a moment
+    ago is found without `min_position`, as the reference's clients expect."""
+    try:
+        return q.job_row(db, project, job_id)
+    except QueryError:
+        runner = request.app.state.runner
+        head = await asyncio.to_thread(runner.store.max_position)
+        await wait_for_position(head, request)
+        return q.job_row(db, project, job_id)
+
+
 @router.get("/jobs/{job_id}", dependencies=[ReadAfter])
-def job_status(job_id: str, project: ProjectId, db: ReadModels):
-    return q.job_status(q.job_row(db, project, job_id))
+async def job_status(job_id: str, request: Request, project: ProjectId, db: ReadModels):
+    return q.job_status(await settled_job_row(request, db, project, job_id))
 
 
 STATUS_OF = {"JobCompleted": "COMPLETED", "JobFailed": "FAILED", "JobCancelled": "CANCELLED"}
@@ -107,7 +121,7 @@ async def _finished_row(
     if watch is None or wait <= 0:
         if min_position:
             await wait_for_position(min_position, request)
-        return q.job_row(db, project, job_id)
+        return await settled_job_row(request, db, project, job_id)
     # Listening before anything else, so that no ending slips past.
     ending = asyncio.ensure_future(watch.wait(project, job_id, wait))
     try:
@@ -118,7 +132,7 @@ async def _finished_row(
                 projected.cancel()
                 return _row_from_ending(ending.result(), None)
             await projected
-        row = q.job_row(db, project, job_id)
+        row = await settled_job_row(request, db, project, job_id)
         if row["status"] not in ("QUEUED", "RUNNING"):
             return row
         env = await ending

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from adapters.http.deps import ApiError, ProjectId, ReadAfter, ReadModels, Zone
-from adapters.http.twin_jobs import PREFIX
+from adapters.http.twin_jobs import PREFIX, settled_job_row
 from adapters.twin.catalog import digest
 from projections import twin as q
 
@@ -99,13 +99,13 @@ def loop(backend_id: BackendId, request: Request, project: ProjectId, db: ReadMo
 
 
 @router.get("/trace/export", dependencies=[ReadAfter])
-def trace(
+async def trace(
     job_id: str, request: Request, project: ProjectId, db: ReadModels, backend_id: str | None = None
 ):
     """Everything that shaped a job, to reproduce it: the controller state and config it
     ran under (as of the position it recorded), its lifecycle and metadata, and the
     seed of each circuit's counts."""
-    row = q.job_row(db, project, job_id)
+    row = await settled_job_row(request, db, project, job_id)
     if backend_id is not None and backend_id != row["backend_id"]:
         raise ApiError(404, "job_not_found", f"job '{job_id}' did not run on '{backend_id}'")
     view = request.app.state.twin

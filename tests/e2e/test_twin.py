@@ -4,7 +4,10 @@ and every kind of bad input."""
 
 from __future__ import annotations
 
+import ast
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -357,3 +360,49 @@ def test_queued_and_running_jobs_survive_a_kill(tmp_path: Path):
         assert r.status_code == 200 and r.json()["status"] == "COMPLETED", r.text
     serve.proc.send_signal(signal.SIGTERM)
     assert serve.proc.wait(timeout=30) == 0
+
+
+# The reference's "Python (requests)" client example, verbatim from
+# ../shared/seeds/003_fdb0deeb80b86aab.txt except the base URL and the token.
+REFERENCE_CLIENT = """
+import requests, time
+
+BASE = "http://localhost/api/v1/digital-twin"
+headers = {"Authorization": "Bearer YOUR_ACCESS_TOKEN"}
+
+# Submit job
+r = requests.post(f"{BASE}/jobs", headers=headers, json={
+    "backend_id": "ibm_jakarta_like",
+    "circuits": ['OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; creg c[2]; h q[0]; cx q[0],q[1]; measure q -> c;'],
+    "shots": 1024,
+})
+job_id = r.json()["job_id"]
+print("Submitted:", job_id)
+
+# Poll until done
+while True:
+    status = requests.get(f"{BASE}/jobs/{job_id}", headers=headers).json()
+    print("Status:", status["status"])
+    if status["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+        break
+    time.sleep(1)
+
+# Get counts
+result = requests.get(f"{BASE}/jobs/{job_id}/result", headers=headers).json()
+print("Counts:", result["results"][0]["counts"])
+"""
+
+
+def test_the_reference_python_client_runs_unchanged(served: Serve, tmp_path: Path):
+    script = REFERENCE_CLIENT.replace("http://localhost", served.base).replace(
+        "YOUR_ACCESS_TOKEN", served.token
+    )
+    (tmp_path / "client.py").write_text(script)
+    out = subprocess.run(
+        [sys.executable, str(tmp_path / "client.py")], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("Submitted: ") and "Status: COMPLETED" in lines
+    counts = ast.literal_eval(lines[-1].removeprefix("Counts: "))
+    assert sum(counts.values()) == 1024 and counts["00"] + counts["11"] > 900
