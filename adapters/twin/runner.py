@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import secrets
 import uuid
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,9 +30,8 @@ import orjson
 
 from adapters.commandbus import CommandWriter
 from adapters.eventstore import EventStore, envelope
-from adapters.natsserver import die_with_parent
-from adapters.twin import simulate
 from adapters.twin.catalog import TwinCatalog, backends_for
+from adapters.twin.worker import SimulationWorker, WorkerError
 from commands.models import Rejected
 from commands.processor import Submission
 from commands.twin import CompleteJob, FailJob, StartJob, TwinConfigError
@@ -61,10 +58,6 @@ class QueuedJob:
     running: bool = False  # started before a restart
 
 
-def _pool_init() -> None:
-    die_with_parent()
-
-
 class TwinRunner:
     def __init__(self, store: EventStore, writer: CommandWriter, catalog: TwinCatalog) -> None:
         self.store = store
@@ -79,9 +72,7 @@ class TwinRunner:
         self.position = 0  # store position of the last twin event folded
         self.scanned = 0  # store position up to which the log has been read
         self.committed = asyncio.Event()
-        self.pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_init
-        )
+        self.worker = SimulationWorker()
 
     # -- folding the stream ------------------------------------------------------------
     def state_of(self, project_id: str, backend_id: str) -> ControllerState:
@@ -162,8 +153,8 @@ class TwinRunner:
 
     # -- running jobs ------------------------------------------------------------------
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.pool, simulate.warm_up)
+        self.worker.start()
+        await asyncio.to_thread(self.worker.call, "warm_up")
         follower = asyncio.create_task(self.follow(), name="twin-follow")
         try:
             await self.caught_up.wait()
@@ -180,7 +171,7 @@ class TwinRunner:
                 await self._run_one(self.queue[0])
         finally:
             follower.cancel()
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(self.worker.close)
 
     async def _send(self, command) -> Any:
         ctx = CommandContext(
@@ -201,10 +192,11 @@ class TwinRunner:
         started = None if job.running else asyncio.ensure_future(self._send(StartJob(**key)))
         try:
             backend = backends_for(job.files)[job.backend_id]
-            simulation = loop.run_in_executor(
-                self.pool, simulate.run_job, backend, job.state, job.circuits, job.shots,
+            self.worker.start()  # again if it died: from this (the loop's) thread
+            simulation = asyncio.ensure_future(asyncio.to_thread(
+                self.worker.call, "run_job", backend, job.state, job.circuits, job.shots,
                 job.seed, job.at,
-            )  # fmt: skip
+            ))  # fmt: skip
         except (TwinConfigError, KeyError) as err:
             simulation = loop.create_future()
             simulation.set_exception(err)
@@ -230,7 +222,7 @@ class TwinRunner:
                     " fewer qubits",
                 )
             reply = await self._send(CompleteJob(**key, results=results, run_ms=run_ms))
-        except (CircuitError, TwinConfigError, KeyError) as err:
+        except (CircuitError, TwinConfigError, WorkerError, KeyError) as err:
             code = getattr(err, "code", "unknown_backend")
             message = getattr(err, "message", str(err))
             reply = await self._send(FailJob(**key, code=code, message=message))
