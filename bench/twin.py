@@ -93,7 +93,7 @@ def engines(reps: int) -> None:
             raw_label = "Aer density matrix"
         else:
             ours = timed(functools.partial(clifford.sample_bits, program, noise, shots, rng), reps)
-            circuit, _ = clifford.build(program, noise)
+            circuit = clifford.build(program, noise)
             raw = timed(functools.partial(_stim_sample, circuit, shots), reps)
             raw_label = "stim compile+sample"
         print(f"{label:44s} {pct(ours)}   {pct(raw)}  ({raw_label})")

@@ -9,7 +9,16 @@ from typing import Any
 
 import orjson
 
-from projections.base import Envelope, Projector, QueryError, Table, ViewReader, ViewTx, to_json
+from projections.base import (
+    Envelope,
+    Projector,
+    QueryError,
+    Table,
+    ViewReader,
+    ViewTx,
+    iso,
+    to_json,
+)
 
 JOB = Table(
     "twin_job",
@@ -160,10 +169,6 @@ def _update_job(kind: str, env: Envelope, p: dict[str, Any], tx: ViewTx) -> None
 
 
 # -- queries -----------------------------------------------------------------------
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t is not None else None
-
-
 def job_row(db: ViewReader, project_id: str, job_id: str) -> dict[str, Any]:
     rows = db.rows(
         "SELECT * FROM twin_job WHERE project_id = ? AND job_id = ?", [project_id, job_id]
@@ -181,9 +186,9 @@ def job_status(row: dict[str, Any]) -> dict[str, Any]:
         "shots": row["shots"],
         "num_circuits": row["num_circuits"],
         "metadata": orjson.loads(row["metadata_json"]),
-        "submitted_at": _iso(row["submitted_at"]),
-        "started_at": _iso(row["started_at"]),
-        "finished_at": _iso(row["finished_at"]),
+        "submitted_at": iso(row["submitted_at"]),
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
         "run_ms": row["run_ms"],
         "position": row["last_position"],  # min_position for reads that must include it
     }
@@ -243,7 +248,7 @@ def events(
             "event_type": r["event_type"],
             "backend_id": r["backend_id"],
             "job_id": r["job_id"],
-            "timestamp": _iso(r["occurred_at"]),
+            "timestamp": iso(r["occurred_at"]),
             "position": r["position"],
             "payload": orjson.loads(r["payload_json"]),
         }

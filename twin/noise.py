@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -66,8 +65,3 @@ class NoiseModel:
                 [q.readout_p1_given_0, 1 - q.readout_p0_given_1],
             ]
         )
-
-    @cached_property
-    def mean_readout_error(self) -> float:
-        qs = self.noise.qubits
-        return float(np.mean([(q.readout_p1_given_0 + q.readout_p0_given_1) / 2 for q in qs]))

@@ -7,6 +7,7 @@ results name, so no request can reach a file the team was not meant to see.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import zipfile
@@ -54,8 +55,8 @@ def _name(path: str) -> str:
     return name
 
 
-def _require_own(db, project: str, names: list[str], status: int = 404) -> None:
-    missing = unknown_figures(db, project, names)
+async def _require_own(db, project: str, names: list[str], status: int = 404) -> None:
+    missing = await asyncio.to_thread(unknown_figures, db, project, names)
     if missing:
         raise ApiError(status, "figure_not_found", f"no task result names figure(s) {missing}")
 
@@ -100,7 +101,7 @@ async def _fetch(request: Request, name: str) -> bytes:
 async def get_figure(name: str, request: Request, project: ProjectId, db: ReadModels):
     """One figure that a task result of the project names."""
     name = _name(name)
-    _require_own(db, project, [name])
+    await _require_own(db, project, [name])
     return Response(await _fetch(request, name), media_type=media_type_of(name))
 
 
@@ -126,7 +127,7 @@ async def download_figures(
     if not ZIP_NAME.match(body.filename):
         raise ApiError(400, "invalid_filename", "filename must match [A-Za-z0-9._-]{1,100}.zip")
     names = list(dict.fromkeys(_name(p) for p in body.paths))
-    _require_own(db, project, names, status=400)  # 400 as the reference says
+    await _require_own(db, project, names, status=400)  # 400 as the reference says
     buffer = io.BytesIO()
     # PNGs are already compressed; JSON figures shrink well.
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

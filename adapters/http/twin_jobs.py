@@ -76,20 +76,17 @@ async def settled_job_row(request: Request, db, project: str, job_id: str) -> di
     has caught up with everything the store held when asked, so a job submitted a moment
     ago is found without `min_position`, as the reference's clients expect."""
     try:
-        return q.job_row(db, project, job_id)
+        return await asyncio.to_thread(q.job_row, db, project, job_id)
     except QueryError:
         runner = request.app.state.runner
         head = await asyncio.to_thread(runner.store.max_position)
         await wait_for_position(head, request)
-        return q.job_row(db, project, job_id)
+        return await asyncio.to_thread(q.job_row, db, project, job_id)
 
 
 @router.get("/jobs/{job_id}", dependencies=[ReadAfter])
 async def job_status(job_id: str, request: Request, project: ProjectId, db: ReadModels):
     return q.job_status(await settled_job_row(request, db, project, job_id))
-
-
-STATUS_OF = {"JobCompleted": "COMPLETED", "JobFailed": "FAILED", "JobCancelled": "CANCELLED"}
 
 
 def _row_from_ending(env: dict, row: dict | None) -> dict:
@@ -99,7 +96,7 @@ def _row_from_ending(env: dict, row: dict | None) -> dict:
     return {
         **(row or {"job_id": p["job_id"], "backend_id": p["backend_id"],
                    "shots": results[0]["shots"] if results else None}),
-        "status": STATUS_OF[env["type"].split(".", 1)[1]],
+        "status": q.STATUS_AFTER[env["type"]],
         "finished_at": datetime.fromisoformat(env["occurred_at"]),
         "results_json": orjson.dumps(results).decode() if results is not None else None,
         "run_ms": p.get("run_ms"),
@@ -136,7 +133,9 @@ async def _finished_row(
         if row["status"] not in ("QUEUED", "RUNNING"):
             return row
         env = await ending
-        return q.job_row(db, project, job_id) if env is None else _row_from_ending(env, row)
+        if env is None:
+            return await asyncio.to_thread(q.job_row, db, project, job_id)
+        return _row_from_ending(env, row)
     finally:
         ending.cancel()
 

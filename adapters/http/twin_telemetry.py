@@ -70,7 +70,10 @@ async def stream(
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-            for e in q.events(db, project, backend_id, after_position=seen, limit=1000):
+            fresh = await asyncio.to_thread(
+                q.events, db, project, backend_id, after_position=seen, limit=1000
+            )
+            for e in fresh:
                 seen = max(seen, e["position"])
                 yield f"id: {e['position']}\nevent: {e['event_type']}\ndata: {orjson.dumps(e).decode()}\n\n"
 
@@ -108,8 +111,12 @@ async def trace(
     row = await settled_job_row(request, db, project, job_id)
     if backend_id is not None and backend_id != row["backend_id"]:
         raise ApiError(404, "job_not_found", f"job '{job_id}' did not run on '{backend_id}'")
-    view = request.app.state.twin
-    upto = row["after_position"]
+    return await asyncio.to_thread(_trace, request.app.state.twin, db, project, row)
+
+
+def _trace(view, db, project: str, row: dict) -> dict:
+    """The trace's reads (DuckDB, blocking): in a worker thread, off the event loop."""
+    job_id, upto = row["job_id"], row["after_position"]
     # Controller commands accepted before the job's submission (its own position).
     state, applied, _ = view.state(db, project, row["backend_id"], upto=row["position"])
     files = view.files(db, project, upto=row["position"])

@@ -69,7 +69,6 @@ class TwinRunner:
         self.finished: set[tuple[str, str]] = set()
         self.wake = asyncio.Event()
         self.caught_up = asyncio.Event()
-        self.position = 0  # store position of the last twin event folded
         self.scanned = 0  # store position up to which the log has been read
         self.committed = asyncio.Event()
         self.worker = SimulationWorker()
@@ -83,7 +82,6 @@ class TwinRunner:
 
     def fold(self, env: dict[str, Any]) -> None:
         p, kind, project = env["payload"], env["type"], env["project_id"]
-        self.position = max(self.position, env["position"])
         if kind == "twin.ControllerCommandApplied":
             key = (project, p["backend_id"])
             self.states[key] = apply_command(
@@ -191,7 +189,8 @@ class TwinRunner:
         # saved on every job.
         started = None if job.running else asyncio.ensure_future(self._send(StartJob(**key)))
         try:
-            backend = backends_for(job.files)[job.backend_id]
+            # Parsing a changed config (YAML, pydantic) must not hold up the writer's loop.
+            backend = (await asyncio.to_thread(backends_for, job.files))[job.backend_id]
             self.worker.start()  # again if it died: from this (the loop's) thread
             simulation = asyncio.ensure_future(asyncio.to_thread(
                 self.worker.call, "run_job", backend, job.state, job.circuits, job.shots,

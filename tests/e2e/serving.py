@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -95,6 +97,15 @@ class Serve:
 
     def health(self) -> dict:
         return httpx.get(self.base + "/api/health", timeout=5).json()
+
+
+def running(data_dir: Path) -> Iterator[Serve]:
+    """A server for a test module (`yield from` it in a fixture). It is stopped with
+    SIGTERM, which must end it cleanly."""
+    serve = Serve(data_dir, None).start()
+    yield serve
+    serve.proc.send_signal(signal.SIGTERM)
+    assert serve.proc.wait(timeout=30) == 0
 
 
 def alive(pid: int) -> bool:

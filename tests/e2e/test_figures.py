@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import signal
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.serving import Serve
+from tests.e2e.serving import Serve, running
 
 pytestmark = pytest.mark.e2e
 
@@ -23,10 +22,7 @@ PLOT = b'{"data": [{"x": [1, 2], "y": [3, 4]}], "layout": {}}'
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[Serve]:
-    serve = Serve(Path(tmp_path_factory.mktemp("serve")), None).start()
-    yield serve
-    serve.proc.send_signal(signal.SIGTERM)
-    assert serve.proc.wait(timeout=30) == 0
+    yield from running(Path(tmp_path_factory.mktemp("serve")))
 
 
 @pytest.fixture(scope="module")

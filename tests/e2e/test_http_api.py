@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,17 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.serving import ADMIN_PASSWORD, QLEDGER, Serve
+from tests.e2e.serving import ADMIN_PASSWORD, QLEDGER, Serve, running
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[Serve]:
-    serve = Serve(Path(tmp_path_factory.mktemp("serve")), None).start()
-    yield serve
-    serve.proc.send_signal(signal.SIGTERM)
-    assert serve.proc.wait(timeout=30) == 0
+    yield from running(Path(tmp_path_factory.mktemp("serve")))
 
 
 @pytest.fixture(scope="module")

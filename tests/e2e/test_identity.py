@@ -19,17 +19,14 @@ from adapters.security.tokens import TokenService
 from commands.models import RegisterChip
 from commands.processor import process_batch
 from tests.conftest import sub
-from tests.e2e.serving import ADMIN_PASSWORD, Serve, run_bounded
+from tests.e2e.serving import ADMIN_PASSWORD, Serve, run_bounded, running
 
 PASSWORD = "s3cret-password"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[Serve]:
-    serve = Serve(Path(tmp_path_factory.mktemp("identity")), None).start()
-    yield serve
-    serve.proc.send_signal(signal.SIGTERM)
-    assert serve.proc.wait(timeout=30) == 0
+    yield from running(Path(tmp_path_factory.mktemp("identity")))
 
 
 def register(served: Serve, username: str, system_role: str = "user") -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.serving import Serve, alive
+from tests.e2e.serving import Serve, alive, running
 
 pytestmark = pytest.mark.e2e
 
@@ -25,10 +25,7 @@ BELL = 'OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; creg c[2]; h q[0]; cx q[0
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[Serve]:
-    serve = Serve(Path(tmp_path_factory.mktemp("twin")), None).start()
-    yield serve
-    serve.proc.send_signal(signal.SIGTERM)
-    assert serve.proc.wait(timeout=30) == 0
+    yield from running(Path(tmp_path_factory.mktemp("twin")))
 
 
 @pytest.fixture(scope="module")
