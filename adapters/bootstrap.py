@@ -43,6 +43,8 @@ from adapters.security.passwords import Passwords
 from adapters.security.secret_file import jwt_secret
 from adapters.security.tokens import TokenService
 from adapters.twin.catalog import TwinCatalog
+from adapters.twin.qec_bus import QecBus
+from adapters.twin.qec_engine import QecEngine
 from adapters.twin.runner import TwinRunner
 from adapters.twin.view import TwinView
 from adapters.twin.watch import JobWatch
@@ -267,9 +269,12 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
     if "command" in roles:
 
         async def committed(batch: Sequence[Submission] = ()) -> None:
-            # The runner reads the log only after twin commands (it also polls each second).
+            # The runner reads the log only after twin commands (it also polls each second);
+            # QEC session steps are not its business.
             if twin_runner is not None and any(
-                s.command.SUBJECT.startswith("twin.") for s in batch
+                s.command.SUBJECT.startswith("twin.")
+                and not s.command.SUBJECT.startswith("twin.qec_")
+                for s in batch
             ):
                 twin_runner.notify()
             await nc.publish(COMMITTED_SUBJECT, b"")
@@ -285,9 +290,13 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
             passwords=passwords,
             figures=FigureStore(js),
             twin=catalog,
+            qec=QecEngine(catalog),
         )
         twin_runner = TwinRunner(store, writer, catalog)
         broker = command_broker(nats_url, writer, token_service(settings))
+        qec_bus = QecBus(nc, writer, token_service(settings))
+        writer.on_replies = qec_bus.published
+        await qec_bus.start()
     if "query" in roles:
         read = await _open_read_store(settings)
         runner = ProjectionRunner(

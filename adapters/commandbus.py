@@ -18,7 +18,7 @@ from adapters.security.passwords import Passwords
 from adapters.security.tokens import InvalidToken, TokenService
 from commands.handlers import COMMANDS
 from commands.models import Command, RecordTaskResult, Rejected, Reply
-from commands.ports import StoreUnavailable, TwinPort
+from commands.ports import QecPort, StoreUnavailable, TwinPort
 from commands.processor import Submission, process_batch
 from domain.events import CommandContext
 
@@ -48,8 +48,12 @@ class CommandWriter:
         passwords: Passwords | None = None,
         figures: FigureStore | None = None,
         twin: TwinPort | None = None,
+        qec: QecPort | None = None,
+        on_replies: Callable[[list[Submission], list[Reply]], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
+        self.qec = qec
+        self.on_replies = on_replies  # after each batch: the QEC data plane publishes rounds
         self.passwords = passwords or Passwords()
         self.figures = figures
         self.twin = twin
@@ -74,7 +78,13 @@ class CommandWriter:
             try:
                 known = await self._known_figures(submissions)
                 replies = await asyncio.to_thread(
-                    process_batch, submissions, self.store, self.passwords, known, self.twin
+                    process_batch,
+                    submissions,
+                    self.store,
+                    self.passwords,
+                    known,
+                    self.twin,
+                    self.qec,
                 )
             except StoreUnavailable as err:
                 log.error("event store unavailable: %s", err)
@@ -93,6 +103,8 @@ class CommandWriter:
                 if not future.done():
                     future.set_result(reply)
             await self.on_commit(submissions)
+            if self.on_replies is not None:
+                await self.on_replies(submissions, replies)
             if self.queue.empty():
                 self.idle.set()
 

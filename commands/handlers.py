@@ -22,6 +22,7 @@ from commands.models import (
     TaskResultIn,
 )
 from commands.twin import TWIN_HANDLERS
+from commands.twin_qec import QEC_HANDLERS
 from commands.unit_of_work import UnitOfWork
 from domain.chip import Chip, chip_key
 from domain.errors import InvalidInput, NotFound
@@ -205,6 +206,7 @@ HANDLERS: dict[type[Command], Handler] = {
     CancelExecution: handle_finish_execution,  # type: ignore[dict-item]
     **IDENTITY_HANDLERS,  # type: ignore[dict-item]
     **TWIN_HANDLERS,  # type: ignore[dict-item]
+    **QEC_HANDLERS,  # type: ignore[dict-item]
 }
 
 # What clients may send on `qledger.cmd.<SUBJECT>` (the bootstrap is qledger's own).

@@ -160,6 +160,7 @@ class Accepted(BaseModel):
     status: Literal["accepted"] = "accepted"
     event_ids: list[str]
     position: int
+    event: dict[str, Any] | None = None  # the event itself, for commands that return data
 
 
 class Rejected(BaseModel):

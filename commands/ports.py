@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Protocol, TypeVar
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent
@@ -66,3 +67,22 @@ class TwinPort(Protocol):
     def check_job(
         self, files: dict[str, str], backend_id: str, circuits: list, shots: int
     ) -> None: ...
+
+
+class QecPort(Protocol):
+    """QEC sessions' codes and live simulations (adapters/twin/qec_engine.py). Each call
+    that advances a simulation is made just before the aggregate records the step."""
+
+    def code_for(
+        self, files: dict[str, str], backend_id: str, family: str, distance: int, basis: str
+    ) -> Any: ...
+
+    def measure(
+        self, session: Any, files: dict[str, str], controller: Any, at: datetime, count: int
+    ) -> dict[str, Any]: ...
+
+    def correct(self, session: Any, bits: list[int]) -> None: ...
+
+    def end(
+        self, session: Any, files: dict[str, str], controller: Any, at: datetime
+    ) -> tuple[dict[str, Any], dict[str, Any]]: ...

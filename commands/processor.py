@@ -21,6 +21,7 @@ from commands.ports import (
     EventStorePort,
     FigureIndexPort,
     PasswordHasherPort,
+    QecPort,
     TwinPort,
 )
 from commands.unit_of_work import UnitOfWork
@@ -58,13 +59,16 @@ class _Outcome:
     event_ids: list[str] = field(default_factory=list)
     last_index: int = -1
     same_as: _Outcome | None = None
+    event: dict | None = None  # the last event's payload, for REPLY_WITH_EVENT commands
 
     def resolve(self, positions: list[int]) -> Reply:
         if self.same_as is not None:
             return self.same_as.resolve(positions)
         if self.reply is not None:
             return self.reply
-        return Accepted(event_ids=self.event_ids, position=positions[self.last_index])
+        return Accepted(
+            event_ids=self.event_ids, position=positions[self.last_index], event=self.event
+        )
 
 
 class _Poisoned(Exception):
@@ -80,9 +84,10 @@ def process_batch(
     passwords: PasswordHasherPort | None = None,
     figures: FigureIndexPort | None = None,
     twin: TwinPort | None = None,
+    qec: QecPort | None = None,
 ) -> list[Reply]:
     for attempt in range(MAX_ATTEMPTS):
-        uow = UnitOfWork(store, passwords, figures, twin)
+        uow = UnitOfWork(store, passwords, figures, twin, qec)
         try:
             # First attempt: look up idempotency keys only for rejected commands. A repeated
             # command that would be accepted again stages its CommandRecord at version 1,
@@ -99,7 +104,7 @@ def process_batch(
             return [
                 reply
                 for sub in batch
-                for reply in process_batch([sub], store, passwords, figures, twin)
+                for reply in process_batch([sub], store, passwords, figures, twin, qec)
             ]
         except BaseException:
             uow.discard()
@@ -109,7 +114,7 @@ def process_batch(
         return [
             reply
             for sub in batch
-            for reply in process_batch([sub], store, passwords, figures, twin)
+            for reply in process_batch([sub], store, passwords, figures, twin, qec)
         ]
     return [
         Rejected(
@@ -198,7 +203,21 @@ def _decide(sub: Submission, caller: Caller, uow: UnitOfWork, *, check_keys: boo
                 event_ids=tuple(str(e.event_id) for e in events),
             )
             uow.stage(record)
-        return _Outcome(event_ids=[str(e.event_id) for e in events], last_index=len(uow.staged) - 1)
+        return _Outcome(
+            event_ids=[str(e.event_id) for e in events],
+            last_index=len(uow.staged) - 1,
+            # A measured QEC round's syndrome goes back in the reply that recorded it.
+            # (A replay by Idempotency-Key answers without it: read it back instead.)
+            event=(
+                {
+                    "type": events[-1].TYPE,
+                    "project_id": events[-1].project_id,
+                    **events[-1].payload(),
+                }  # fmt: skip
+                if getattr(type(sub.command), "REPLY_WITH_EVENT", False)
+                else None
+            ),
+        )
     except DomainError as err:
         if uow.mark() != before:
             raise _Poisoned(Rejected(code=err.code, message=err.message)) from err

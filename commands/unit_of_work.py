@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
-from commands.ports import EventStorePort, FigureIndexPort, PasswordHasherPort, TwinPort
+from commands.ports import EventStorePort, FigureIndexPort, PasswordHasherPort, QecPort, TwinPort
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent
 
@@ -24,11 +24,13 @@ class UnitOfWork:
         passwords: PasswordHasherPort | None = None,
         figures: FigureIndexPort | None = None,
         twin: TwinPort | None = None,
+        qec: QecPort | None = None,
     ) -> None:
         self.store = store
         self.passwords = passwords
         self.figures = figures
         self.twin = twin
+        self.qec = qec
         self.loaded: dict[uuid.UUID, Aggregate] = {}
         self.staged: list[DomainEvent] = []
 

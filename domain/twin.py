@@ -117,6 +117,12 @@ def config_key(project_id: str):
 class TwinBackend(Aggregate):
     """One backend's controller history in a project (created by its first command)."""
 
+    def __init__(self, aggregate_id) -> None:
+        super().__init__(aggregate_id)
+        # (command_type, payload) in order: QEC sessions fold them (twin/controller.py)
+        # into the noise of each round; jobs get them from the store's log instead.
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+
     def apply_command(self, ctx: CommandContext, *, backend_id: str, command_type: str, payload):
         self._trigger(
             ControllerCommandApplied,
@@ -127,7 +133,7 @@ class TwinBackend(Aggregate):
         )
 
     def _on_ControllerCommandApplied(self, e: ControllerCommandApplied) -> None:
-        pass  # twin/controller.py folds these; no rule here depends on them
+        self.commands.append((e.command_type, e.command_payload))
 
 
 class TwinJob(Aggregate):

@@ -8,6 +8,7 @@ from projections.executions import ExecutionProjector
 from projections.identity import IdentityProjector
 from projections.provenance import ProvenanceProjector
 from projections.twin import TwinProjector
+from projections.twin_qec import QecProjector
 
 
 def all_projectors() -> list[Projector]:
@@ -17,4 +18,5 @@ def all_projectors() -> list[Projector]:
         ProvenanceProjector(),
         IdentityProjector(),
         TwinProjector(),
+        QecProjector(),
     ]

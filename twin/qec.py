@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pymatching
@@ -72,18 +73,27 @@ def matching(code: Code, runs: list[tuple[CodeNoise, int]], end: CodeNoise):
     return _cached(_MATCHINGS, key, make, size=16)
 
 
-def _detect(window: np.ndarray, ends: list[int], detectors: tuple[tuple[int, ...], ...]):
+@cache
+def _offsets(detectors: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The detectors as a padded (n_det, width) array of record offsets, and its padding."""
+    width = max(len(d) for d in detectors)
+    offsets = np.zeros((len(detectors), width), dtype=np.int64)
+    padding = np.ones((len(detectors), width), dtype=bool)
+    for i, d in enumerate(detectors):
+        offsets[i, : len(d)] = d
+        padding[i, : len(d)] = False
+    return offsets, padding
+
+
+def _detect(window: np.ndarray, ends: np.ndarray, detectors: tuple[tuple[int, ...], ...]):
     """Detector values (len(ends)·len(detectors), batch): each the XOR of the records
     it names, counted back from each end."""
     if not detectors:
         return np.zeros((0, window.shape[1]), dtype=bool)
-    width = max(len(d) for d in detectors)
-    pad = window.shape[0]  # a row of zeros, for detectors with fewer targets
+    offsets, padding = _offsets(detectors)
     padded = np.concatenate([window, np.zeros((1, window.shape[1]), dtype=bool)])
-    offsets = np.array([list(d) + [None] * (width - len(d)) for d in detectors], dtype=object)
-    idx = np.empty((len(ends), len(detectors), width), dtype=np.int64)
-    for i, e in enumerate(ends):
-        idx[i] = np.where(offsets == None, pad, e + np.where(offsets == None, 0, offsets))  # noqa: E711
+    # padding points at the row of zeros after the window
+    idx = np.where(padding, window.shape[0], ends[:, None, None] + offsets)
     return np.bitwise_xor.reduce(padded[idx], axis=2).reshape(-1, window.shape[1])
 
 
@@ -145,10 +155,14 @@ class Session:
         for chunk, c, k in parts:
             flips = self._run(c, k * n)
             window = np.concatenate([self.last, flips])
-            ends = [self.last.shape[0] + (i + 1) * n for i in range(k)]
+            ends = self.last.shape[0] + n * np.arange(1, k + 1)
             det = _detect(window, ends, chunk.detectors)
-            dwin = np.concatenate([self.last_delta, np.tile(delta, (k, 1))])
-            self.noise_only.append(det ^ _detect(dwin, ends, chunk.detectors))
+            if delta.any() or self.last_delta.any():
+                # the corrections' own detection events, taken out for the built-in decoder
+                dwin = np.concatenate([self.last_delta, np.tile(delta, (k, 1))])
+                self.noise_only.append(det ^ _detect(dwin, ends, chunk.detectors))
+            else:
+                self.noise_only.append(det)
             self.last, self.last_delta = flips[-n:], delta
             syndromes.append(flips.reshape(k, n, self.batch))
             detections += list(det.reshape(k, -1, self.batch))
@@ -177,7 +191,7 @@ class Session:
         code = self.code
         data = self._run(circuit(code, "tail", noise), len(code.data))
         window = np.concatenate([self.last, data])
-        end = [window.shape[0]]
+        end = np.array([window.shape[0]])
         det = _detect(window, end, code.tail.detectors)
         dwin = np.concatenate([self.last_delta, self.frame])
         history = np.concatenate([*self.noise_only, det ^ _detect(dwin, end, code.tail.detectors)])

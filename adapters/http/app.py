@@ -22,6 +22,7 @@ from adapters.http import (
     task_results,
     twin_core,
     twin_jobs,
+    twin_qec,
     twin_telemetry,
 )
 from adapters.http import auth as auth_routes
@@ -132,6 +133,7 @@ def create_app(
         twin_jobs.router,
         twin_jobs.controller,
         twin_telemetry.router,
+        twin_qec.router,
     ):
         app.include_router(twin_router)
     return app

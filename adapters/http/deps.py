@@ -81,6 +81,20 @@ STATUS_BY_CODE = {
     "job_finished": 409,
     "job_not_queued": 409,
     "job_not_running": 409,
+    "session_not_found": 404,
+    "schedule_not_found": 404,
+    **dict.fromkeys(
+        (
+            "session_exists",
+            "session_ended",
+            "session_autonomous",
+            "round_out_of_order",
+            "rounds_limit_reached",
+            "correction_exists",
+            "no_rounds",
+        ),
+        409,
+    ),
     **dict.fromkeys(
         (
             "invalid_config",
@@ -95,6 +109,12 @@ STATUS_BY_CODE = {
             "invalid_qasm",
             "invalid_circuit",
             "too_many_qubits",
+            "unknown_code_family",
+            "invalid_basis",
+            "invalid_distance",
+            "code_too_large",
+            "invalid_correction",
+            "step_too_large",
         ),
         422,
     ),  # fmt: skip

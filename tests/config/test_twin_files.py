@@ -13,7 +13,7 @@ SHIPPED = read_dir()
 def test_the_shipped_backends_load():
     backends = load_backends(SHIPPED)
     assert {b: backends[b].device.num_qubits for b in backends} == {
-        "ibm_jakarta_like": 7, "line_5": 5, "heavy_hex_27": 27, "square_64": 64,
+        "ibm_jakarta_like": 7, "line_5": 5, "heavy_hex_27": 27, "square_64": 64, "square_100": 100,
     }  # fmt: skip
     jakarta = backends["ibm_jakarta_like"].device
     assert jakarta.coupling_map == ((0, 1), (1, 2), (1, 3), (3, 5), (4, 5), (5, 6))

@@ -157,6 +157,8 @@ ACCESS = {
             "/telemetry/scenario/compatibility",
             "/config",
             "/config/content",
+            "/qec_session/v1/{session_id}/status",
+            "/qec_session/v1/{session_id}/trace",
         )
     },  # fmt: skip
     ("POST", "/api/v1/digital-twin/jobs"): EDITOR,
@@ -164,6 +166,18 @@ ACCESS = {
     ("DELETE", "/api/v1/digital-twin/jobs/{job_id}"): EDITOR,
     ("POST", "/api/v1/digital-twin/controller/{backend_id}/commands"): EDITOR,
     ("PUT", "/api/v1/digital-twin/config/content"): EDITOR,
+    # A QEC round is measured when it is first read: a write.
+    ("POST", "/api/v1/digital-twin/qec_session/v1/"): EDITOR,
+    (
+        "GET",
+        "/api/v1/digital-twin/qec_session/v1/{session_id}/round/{round_index}/syndrome",
+    ): EDITOR,
+    (
+        "POST",
+        "/api/v1/digital-twin/qec_session/v1/{session_id}/round/{round_index}/correction",
+    ): EDITOR,
+    ("GET", "/api/v1/digital-twin/qec_session/v1/{session_id}/rounds"): EDITOR,
+    ("POST", "/api/v1/digital-twin/qec_session/v1/{session_id}/end"): EDITOR,
     # Last: they delete the walk's project or end the callers' sessions.
     ("DELETE", "/api/projects/{project_id}"): OWNER,
     ("DELETE", "/api/admin/projects/{project_id}"): ADMIN,
@@ -210,7 +224,7 @@ def test_every_route_refuses_exactly_the_callers_it_should(served: Serve):
         params = {"project_id": project, "username": "nobody-here", "key_id": "0" * 16}
         if path == "/api/admin/projects/{project_id}":  # the walked one is deleted by now
             params["project_id"] = spare
-        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id", "metric", "name", "backend_id", "job_id")})  # fmt: skip
+        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id", "metric", "name", "backend_id", "job_id", "session_id", "round_index")})  # fmt: skip
         for caller in (None, "viewer", "editor", "other", "admin"):
             headers = {"X-Project-Id": project}
             if caller is not None:

@@ -56,7 +56,7 @@ def noise_share(counts: dict[str, int]) -> float:
 
 def test_backends_have_topology_limits_and_positions(twin: httpx.Client):
     listed = {b["backend_id"]: b for b in twin.get("/backends").json()["backends"]}
-    assert set(listed) == {"ibm_jakarta_like", "line_5", "heavy_hex_27", "square_64"}
+    assert set(listed) == {"ibm_jakarta_like", "line_5", "heavy_hex_27", "square_64", "square_100"}
     jakarta = twin.get("/backends/ibm_jakarta_like").json()
     assert jakarta["num_qubits"] == 7 and jakarta["coupling_map"][0] == [0, 1]
     assert set(jakarta["basis_gates"]) == {"cx", "id", "rz", "sx", "x"}

@@ -197,10 +197,14 @@ def test_backend_noise_and_controller_commands_reach_the_code():
 
 def test_codes_that_do_not_fit_are_refused_with_the_limit():
     check("repetition", 4, "Z", 7)
-    with pytest.raises(CodeError, match=r"needs 9 qubits; the backend has 7 \(the largest that fits is d = 4\)"):
+    with pytest.raises(
+        CodeError, match=r"needs 9 qubits; the backend has 7 \(the largest that fits is d = 4\)"
+    ):
         check("repetition", 5, "Z", 7)
     check("surface", 5, "Z", 64)
-    with pytest.raises(CodeError, match=r"needs 71 qubits; the backend has 64 \(the largest that fits is d = 5\)"):
+    with pytest.raises(
+        CodeError, match=r"needs 71 qubits; the backend has 64 \(the largest that fits is d = 5\)"
+    ):
         check("surface", 6, "Z", 64)
     with pytest.raises(CodeError, match="at least 2"):
         check("surface", 1, "Z", 64)
