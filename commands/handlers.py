@@ -22,6 +22,7 @@ from commands.models import (
     TaskResultIn,
 )
 from commands.twin import TWIN_HANDLERS
+from commands.twin_fpga import FPGA_HANDLERS
 from commands.twin_qec import QEC_HANDLERS
 from commands.unit_of_work import UnitOfWork
 from domain.chip import Chip, chip_key
@@ -207,6 +208,7 @@ HANDLERS: dict[type[Command], Handler] = {
     **IDENTITY_HANDLERS,  # type: ignore[dict-item]
     **TWIN_HANDLERS,  # type: ignore[dict-item]
     **QEC_HANDLERS,  # type: ignore[dict-item]
+    **FPGA_HANDLERS,  # type: ignore[dict-item]
 }
 
 # What clients may send on `qledger.cmd.<SUBJECT>` (the bootstrap is qledger's own).

@@ -68,6 +68,22 @@ class TwinPort(Protocol):
         self, files: dict[str, str], backend_id: str, circuits: list, shots: int
     ) -> None: ...
 
+    def backend(self, files: dict[str, str], backend_id: str) -> Any: ...
+
+    def check_schedule(
+        self, files: dict[str, str], backend_id: str, actions: list, n_qubits: int
+    ) -> list[dict[str, Any]]: ...
+
+    def readout(
+        self,
+        files: dict[str, str],
+        backend_id: str,
+        controller: Any,
+        schedule: tuple[int, tuple[dict[str, Any], ...]] | None,
+        seed: int,
+        at: datetime,
+    ) -> list[int]: ...
+
 
 class QecPort(Protocol):
     """QEC sessions' codes and live simulations (adapters/twin/qec_engine.py). Each call

@@ -31,6 +31,48 @@ class ControllerCommandApplied(DomainEvent):
 
 @register
 @dataclass(frozen=True, kw_only=True)
+class PulseScheduleStored(DomainEvent):
+    """A gate-like action list for the FPGA readout loop (controller_api/v1)."""
+
+    TYPE = "twin.PulseScheduleStored"
+    backend_id: str
+    schedule_id: str
+    n_qubits: int
+    actions: tuple[dict[str, Any], ...]
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class ReadoutTaken(DomainEvent):
+    """One readout: a stored schedule run as a circuit (one shot), or, without one, every
+    qubit read in |0> through its assignment errors."""
+
+    TYPE = "twin.ReadoutTaken"
+    backend_id: str
+    schedule_id: str | None
+    round_index: int | None
+    outcomes: tuple[int, ...]  # bit i = qubit i
+    seed: int
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class QecMetricCaptured(DomainEvent):
+    """A QEC telemetry point: pushed by a decoder (job metadata) or the twin's estimate."""
+
+    TYPE = "twin.QecMetricCaptured"
+    backend_id: str
+    job_id: str | None
+    circuit_index: int
+    metric_source: str  # decoder | heuristic
+    logical_error_rate: float
+    physical_error_rate: float
+    code_distance: int | None
+    details: dict[str, Any]
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
 class JobSubmitted(DomainEvent):
     TYPE = "twin.JobSubmitted"
     job_id: str
@@ -119,9 +161,38 @@ class TwinBackend(Aggregate):
 
     def __init__(self, aggregate_id) -> None:
         super().__init__(aggregate_id)
-        # (command_type, payload) in order: QEC sessions fold them (twin/controller.py)
-        # into the noise of each round; jobs get them from the store's log instead.
+        # (command_type, payload) in order: QEC sessions and readouts fold them
+        # (twin/controller.py) into the noise; jobs get them from the store's log instead.
         self.commands: list[tuple[str, dict[str, Any]]] = []
+        self.schedules: dict[str, tuple[int, tuple[dict[str, Any], ...]]] = {}
+
+    def store_schedule(self, ctx: CommandContext, *, backend_id: str, schedule_id: str,
+                       n_qubits: int, actions: tuple[dict[str, Any], ...]) -> None:  # fmt: skip
+        if schedule_id in self.schedules:
+            raise Conflict(f"schedule '{schedule_id}' already exists", code="schedule_exists")
+        self._trigger(PulseScheduleStored, ctx, backend_id=backend_id, schedule_id=schedule_id,
+                      n_qubits=n_qubits, actions=actions)  # fmt: skip
+
+    def schedule(self, schedule_id: str) -> tuple[int, tuple[dict[str, Any], ...]]:
+        if schedule_id not in self.schedules:
+            raise NotFound(f"no pulse schedule '{schedule_id}' on this backend",
+                           code="schedule_not_found")  # fmt: skip
+        return self.schedules[schedule_id]
+
+    def record_readout(self, ctx: CommandContext, **fields: Any) -> None:
+        self._trigger(ReadoutTaken, ctx, **fields)
+
+    def capture_qec_metric(self, ctx: CommandContext, **fields: Any) -> None:
+        self._trigger(QecMetricCaptured, ctx, **fields)
+
+    def _on_QecMetricCaptured(self, e: QecMetricCaptured) -> None:
+        pass
+
+    def _on_PulseScheduleStored(self, e: PulseScheduleStored) -> None:
+        self.schedules[e.schedule_id] = (e.n_qubits, e.actions)
+
+    def _on_ReadoutTaken(self, e: ReadoutTaken) -> None:
+        pass
 
     def apply_command(self, ctx: CommandContext, *, backend_id: str, command_type: str, payload):
         self._trigger(

@@ -19,6 +19,7 @@ from projections.base import (
     iso,
     to_json,
 )
+from projections.twin_qec import packed_word
 
 JOB = Table(
     "twin_job",
@@ -68,6 +69,23 @@ CONFIG = Table(
         ("position", "BIGINT"),
     ),
 )
+QEC_METRIC = Table(
+    "twin_qec_metric",
+    (
+        ("project_id", "VARCHAR"),
+        ("backend_id", "VARCHAR"),
+        ("job_id", "VARCHAR"),
+        ("circuit_index", "INTEGER"),
+        ("metric_source", "VARCHAR"),
+        ("logical_error_rate", "DOUBLE"),
+        ("physical_error_rate", "DOUBLE"),
+        ("code_distance", "INTEGER"),
+        ("details_json", "VARCHAR"),
+        ("captured_at", "TIMESTAMPTZ"),
+        ("position", "BIGINT"),
+    ),
+    (("project_id", "backend_id"),),
+)
 EVENT_NAMES = {  # the reference's telemetry event types
     "twin.ControllerCommandApplied": "controller_command",
     "twin.JobSubmitted": "job_submitted",
@@ -76,6 +94,9 @@ EVENT_NAMES = {  # the reference's telemetry event types
     "twin.JobFailed": "job_failed",
     "twin.JobCancelled": "job_cancelled",
     "twin.JobMetadataAttached": "job_metadata",
+    "twin.PulseScheduleStored": "pulse_schedule",
+    "twin.ReadoutTaken": "readout",
+    "twin.QecMetricCaptured": "qec_metric",
 }
 STATUS_AFTER = {
     "twin.JobStarted": "RUNNING",
@@ -88,10 +109,10 @@ STATUS_AFTER = {
 class TwinProjector(Projector):
     name = "twin"
     handles = frozenset({*EVENT_NAMES, "twin.ConfigFileWritten"})
-    tables = (JOB, EVENT, CONFIG)
+    tables = (JOB, EVENT, CONFIG, QEC_METRIC)
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
-        events, configs, jobs = [], [], []
+        events, configs, jobs, metrics = [], [], [], []
         for env in batch:
             p, kind = env["payload"], env["type"]
             if kind == "twin.ConfigFileWritten":
@@ -102,6 +123,14 @@ class TwinProjector(Projector):
                 })  # fmt: skip
                 continue
             events.append(_event_row(env))
+            if kind == "twin.QecMetricCaptured":
+                metrics.append({
+                    **{k: p[k] for k in ("backend_id", "job_id", "circuit_index", "metric_source",
+                       "logical_error_rate", "physical_error_rate", "code_distance")},
+                    "project_id": env["project_id"], "details_json": to_json(p["details"]),
+                    "captured_at": env["occurred_at"], "position": env["position"],
+                })  # fmt: skip
+                continue
             if kind == "twin.JobSubmitted":
                 jobs.append({
                     "project_id": env["project_id"], "job_id": p["job_id"],
@@ -119,6 +148,7 @@ class TwinProjector(Projector):
         tx.insert(JOB, jobs)
         tx.insert(EVENT, events)
         tx.insert(CONFIG, configs)
+        tx.insert(QEC_METRIC, metrics)
 
 
 def _event_row(env: Envelope) -> dict[str, Any]:
@@ -293,3 +323,47 @@ def written_files(db: ViewReader, project_id: str, upto: int | None = None) -> d
         params,
     )
     return {r["path"]: r["content"] for r in rows}
+
+
+def readout_view(event: dict[str, Any], position: int) -> dict[str, Any]:
+    """A ReadoutTaken event as the FPGA API returns it and the data plane publishes it."""
+    outcomes = list(event["outcomes"])
+    return {
+        "backend_id": event["backend_id"],
+        "schedule_id": event["schedule_id"],
+        "round_index": event["round_index"],
+        "n_qubits": len(outcomes),
+        "outcomes": outcomes,
+        "meas_data_packed": packed_word(outcomes),
+        "position": position,
+    }
+
+
+def qec_points(
+    db: ViewReader, project_id: str, backend_id: str, job_id: str | None, limit: int = 10_000
+) -> list[dict[str, Any]]:
+    """Captured QEC telemetry points, oldest first (the newest `limit`)."""
+    where, params = "project_id = ? AND backend_id = ?", [project_id, backend_id]
+    if job_id is not None:
+        where += " AND job_id = ?"
+        params.append(job_id)
+    rows = db.rows(
+        f"SELECT * FROM (SELECT * FROM twin_qec_metric WHERE {where} ORDER BY position DESC"
+        " LIMIT ?) ORDER BY position",
+        [*params, limit],
+    )
+    return [
+        {
+            "backend_id": r["backend_id"],
+            "job_id": r["job_id"],
+            "circuit_index": r["circuit_index"],
+            "metric_source": r["metric_source"],
+            "logical_error_rate": r["logical_error_rate"],
+            "physical_error_rate": r["physical_error_rate"],
+            "code_distance": r["code_distance"],
+            "details": orjson.loads(r["details_json"]),
+            "timestamp": iso(r["captured_at"]),
+            "position": r["position"],
+        }
+        for r in rows
+    ]

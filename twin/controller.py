@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from twin import fpga
 from twin.device import Backend, EdgeNoise, QubitNoise
 
 COMMAND_FIELDS: dict[str, frozenset[str]] = {
@@ -27,6 +28,9 @@ COMMAND_FIELDS: dict[str, frozenset[str]] = {
     "set_adc_gain": frozenset({"readout_error_multiplier"}),
     "set_dac_bias": frozenset({"gate_error_multiplier"}),
     "reset": frozenset(),
+    # The FPGA controller API's state (controller_api/v1/{backend}/cryo, readout_config).
+    "set_cryo": frozenset({"temperature_mk", "still_mk", "t1_multiplier", "t2_multiplier"}),
+    "set_readout_config": frozenset({"channels", "integration_time_ns", "thresholds"}),
 }
 QUBIT_FIELDS = ("t1_us", "t2_us", "readout_error", "gate_error")
 REVERT = -1  # set_qubit_noise: this field goes back to its config value
@@ -51,6 +55,11 @@ class ControllerState:
     cryo_t2: float = 1.0
     scenario: str | None = None
     qubit_overrides: dict[int, dict[str, float]] = field(default_factory=dict)
+    # The cryostat: None until set (no thermal population is modelled before that).
+    temperature_mk: float | None = None
+    still_mk: float | None = None
+    # Per qubit (integration time ns, threshold) of the FPGA's readout configuration.
+    readout_config: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def gate_multiplier(self) -> float:
@@ -87,6 +96,15 @@ def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) 
             "unknown_payload_field",
             f"{command_type} does not take {unknown}; allowed: {sorted(allowed)}",
         )
+    if command_type in ("set_cryo", "set_readout_config"):
+        try:
+            if command_type == "set_cryo":
+                fpga.check_cryo(payload)
+            else:
+                fpga.check_readout_config(payload, backend.device.num_qubits)
+        except fpga.ScheduleError as err:
+            raise ControllerError(err.code, err.message) from None
+        return
     for key, value in payload.items():
         if key == "scenario_name":
             if value not in backend.scenarios:
@@ -164,9 +182,38 @@ def apply_command(state: ControllerState, command_type: str, payload: dict[str, 
             return replace(state, qubit_overrides={})
         rest = {q: v for q, v in state.qubit_overrides.items() if q != payload["qubit"]}
         return replace(state, qubit_overrides=rest)
+    if command_type == "set_cryo":
+        return _cryo(state, payload)
+    if command_type == "set_readout_config":
+        tau = float(payload.get("integration_time_ns", fpga.REFERENCE_INTEGRATION_NS))
+        thresholds = {int(k): float(v) for k, v in payload.get("thresholds", {}).items()}
+        channels = payload.get("channels") or sorted(thresholds)
+        config = dict(state.readout_config)
+        for q in channels:
+            config[q] = (tau, thresholds.get(q, fpga.REFERENCE_THRESHOLD))
+        return replace(state, readout_config=config)
     if command_type == "reset":
-        return ControllerState(cryo_t1=state.cryo_t1, cryo_t2=state.cryo_t2)
+        # The cryostat is physical, not an override: it stays.
+        return ControllerState(
+            cryo_t1=state.cryo_t1, cryo_t2=state.cryo_t2, temperature_mk=state.temperature_mk,
+            still_mk=state.still_mk,
+        )  # fmt: skip
     raise ControllerError("unknown_command_type", command_type)
+
+
+def _cryo(state: ControllerState, payload: dict[str, Any]) -> ControllerState:
+    """A temperature sets T1/T2 from the curve; explicit multipliers win over it."""
+    temperature = payload.get("temperature_mk", state.temperature_mk)
+    t1, t2 = state.cryo_t1, state.cryo_t2
+    if "temperature_mk" in payload:
+        t1 = t2 = fpga.coherence_multiplier(payload["temperature_mk"])
+    return replace(
+        state,
+        temperature_mk=temperature,
+        still_mk=payload.get("still_mk", state.still_mk),
+        cryo_t1=payload.get("t1_multiplier", t1),
+        cryo_t2=payload.get("t2_multiplier", t2),
+    )
 
 
 @dataclass(frozen=True)
@@ -174,6 +221,7 @@ class EffectiveNoise:
     qubits: tuple[QubitNoise, ...]
     edges: dict[frozenset[int], EdgeNoise]
     drift_multipliers: tuple[float, ...]
+    temperature_mk: float = 0.0  # thermal excited population: none below a set cryostat
 
 
 def drift_multipliers(backend: Backend, amplitude: float, scale: float, t: float):
@@ -207,16 +255,17 @@ def effective_noise(backend: Backend, state: ControllerState, t: float = 0.0) ->
     for q, base in enumerate(backend.noise.qubits):
         over = state.qubit_overrides.get(q, {})
         ro = sr * r * drift[q]
+        t1 = over.get("t1_us", base.t1_us * t1m)
+        p10 = min(0.5, base.readout_p1_given_0 * ro)
+        p01 = min(0.5, base.readout_p0_given_1 * ro)
+        if q in state.readout_config:
+            p10, p01 = fpga.readout_errors(p10, p01, t1, *state.readout_config[q])
         qubits.append(
             QubitNoise(
-                t1_us=over.get("t1_us", base.t1_us * t1m),
+                t1_us=t1,
                 t2_us=over.get("t2_us", base.t2_us * t2m),
-                readout_p1_given_0=over.get(
-                    "readout_error", min(0.5, base.readout_p1_given_0 * ro)
-                ),
-                readout_p0_given_1=over.get(
-                    "readout_error", min(0.5, base.readout_p0_given_1 * ro)
-                ),
+                readout_p1_given_0=over.get("readout_error", p10),
+                readout_p0_given_1=over.get("readout_error", p01),
                 gate_error=over.get("gate_error", min(0.5, base.gate_error * sg * g * drift[q])),
                 gate_time_ns=base.gate_time_ns * ts,
                 frequency_ghz=base.frequency_ghz,
@@ -229,4 +278,4 @@ def effective_noise(backend: Backend, state: ControllerState, t: float = 0.0) ->
             gate_error=min(0.75, base_edge.gate_error * sg * g * d),
             gate_time_ns=base_edge.gate_time_ns * ts,
         )
-    return EffectiveNoise(tuple(qubits), edges, drift)
+    return EffectiveNoise(tuple(qubits), edges, drift, state.temperature_mk or 0.0)

@@ -20,9 +20,9 @@ class GateNoise:
 
 
 class NoiseModel:
-    def __init__(self, noise: EffectiveNoise, temperature_mk: float = 0.0) -> None:
+    def __init__(self, noise: EffectiveNoise, temperature_mk: float | None = None) -> None:
         self.noise = noise
-        self.temperature_mk = temperature_mk
+        self.temperature_mk = noise.temperature_mk if temperature_mk is None else temperature_mk
         self._gates: dict[tuple[str, tuple[int, ...]], GateNoise | None] = {}
 
     def gate(self, op: Op) -> GateNoise | None:

@@ -206,3 +206,13 @@ def per_round(rate: float, rounds: int) -> float:
     """Logical error per round from the error rate after `rounds` rounds:
     1 - 2·P = (1 - 2·ε)^rounds."""
     return (1 - max(0.0, 1 - 2 * rate) ** (1 / rounds)) / 2
+
+
+THRESHOLD = 0.01  # circuit-level surface-code threshold (Fowler et al., PRA 86, 032324)
+PREFACTOR = 0.03
+
+
+def estimated_logical_error(physical: float, distance: int) -> float:
+    """The usual scaling estimate of a surface code's logical error per round,
+    A·(p/p_th)^((d+1)/2), capped at 0.5: the twin's own figure when no decoder reported."""
+    return min(0.5, PREFACTOR * (physical / THRESHOLD) ** ((distance + 1) / 2))

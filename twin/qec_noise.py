@@ -84,9 +84,7 @@ def _pairs(code: Code) -> list[tuple[int, int]]:
     return list(out)
 
 
-def code_noise(
-    code: Code, noise: EffectiveNoise, temperature_mk: float = 0.0, readout_ns: float = READOUT_NS
-) -> CodeNoise:
+def code_noise(code: Code, noise: EffectiveNoise, readout_ns: float = READOUT_NS) -> CodeNoise:
     pairs = _pairs(code)
     edges = dict(noise.edges)
     if noise.edges:
@@ -98,7 +96,8 @@ def code_noise(
         median = EdgeNoise(0.0, 0.0)
     for a, b in pairs:
         edges.setdefault(frozenset((a, b)), median)
-    model = NoiseModel(replace(noise, edges=edges), temperature_mk)
+    model = NoiseModel(replace(noise, edges=edges))
+    temperature_mk = noise.temperature_mk
     gate1: list[tuple[float, float, float, float]] = []
     measure: list[float] = []
     reset: list[float] = []

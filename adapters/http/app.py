@@ -21,6 +21,7 @@ from adapters.http import (
     provenance,
     task_results,
     twin_core,
+    twin_fpga,
     twin_jobs,
     twin_qec,
     twin_telemetry,
@@ -134,6 +135,7 @@ def create_app(
         twin_jobs.controller,
         twin_telemetry.router,
         twin_qec.router,
+        twin_fpga.router,
     ):
         app.include_router(twin_router)
     return app

@@ -86,6 +86,7 @@ STATUS_BY_CODE = {
     **dict.fromkeys(
         (
             "session_exists",
+            "schedule_exists",
             "session_ended",
             "session_autonomous",
             "round_out_of_order",
@@ -115,6 +116,7 @@ STATUS_BY_CODE = {
             "code_too_large",
             "invalid_correction",
             "step_too_large",
+            "invalid_schedule",
         ),
         422,
     ),  # fmt: skip

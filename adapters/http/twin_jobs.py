@@ -226,7 +226,15 @@ def controller_state(backend_id: str, request: Request, project: ProjectId, db: 
             "pulse_schedule_error_multiplier": state.pulse_error,
             "adc_readout_error_multiplier": state.adc_readout,
             "dac_gate_error_multiplier": state.dac_gate,
-            "cryo": {"t1_multiplier": state.cryo_t1, "t2_multiplier": state.cryo_t2},
+            "cryo": {
+                "temperature_mk": state.temperature_mk,
+                "t1_multiplier": state.cryo_t1,
+                "t2_multiplier": state.cryo_t2,
+            },
+            "readout_config": {
+                str(q): {"integration_time_ns": tau, "threshold": threshold}
+                for q, (tau, threshold) in sorted(state.readout_config.items())
+            },
         },
         "effective_multipliers": {
             "gate_error": state.gate_multiplier,

@@ -1,6 +1,6 @@
 """Digital-twin telemetry (under /api/v1/digital-twin/telemetry): effective qubit noise,
 the event log and its live stream, controller-loop cadence, job traces, scenario keys.
-(The QEC telemetry endpoints come with QEC sessions.)"""
+QEC telemetry points (decoder-pushed job metadata first, else the twin's estimate)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,21 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from adapters.http.deps import ApiError, ProjectId, ReadAfter, ReadModels, Zone
+from adapters.http.deps import (
+    ApiError,
+    ProjectId,
+    ReadAfter,
+    ReadModels,
+    Zone,
+    send_command,
+    wait_for_position,
+)
 from adapters.http.twin_jobs import PREFIX, settled_job_row
 from adapters.twin.catalog import digest
+from commands.twin_fpga import RecordQecMetric
 from projections import twin as q
+from twin.controller import effective_noise
+from twin.qec import estimated_logical_error
 
 router = APIRouter(prefix=PREFIX + "/telemetry", tags=["twin telemetry"])
 BackendId = Annotated[str, Query(description="backend")]
@@ -134,6 +145,7 @@ def _trace(view, db, project: str, row: dict) -> dict:
         },
         "config_digest": digest(files),
         "events": q.events(db, project, None, job_id=job_id, limit=10_000),
+        "qec_points": q.qec_points(db, project, row["backend_id"], job_id),
         "results": q.job_result(row)["results"],
     }
 
@@ -156,3 +168,110 @@ def scenario_compatibility(
         "recognized": list(scenario.recognized),
         "ignored": list(scenario.ignored),
     }
+
+
+def _decoder_point(metadata: dict, circuit_index: int) -> dict | None:
+    """A decoder's own figures from job metadata (`qec_metrics`, optionally a list per
+    circuit; `decoder_metrics` goes along as details)."""
+    metrics = metadata.get("qec_metrics")
+    if isinstance(metrics, list):
+        metrics = metrics[circuit_index] if circuit_index < len(metrics) else None
+    if not isinstance(metrics, dict) or "logical_error_rate" not in metrics:
+        return None
+    return {
+        "metric_source": "decoder",
+        "logical_error_rate": float(metrics["logical_error_rate"]),
+        "physical_error_rate": float(metrics.get("physical_error_rate", 0.0)),
+        "code_distance": metrics.get("code_distance"),
+        "details": {"qec_metrics": metrics, "decoder_metrics": metadata.get("decoder_metrics")},
+    }
+
+
+def _heuristic_point(view, db, project: str, backend_id: str, distance: int) -> dict:
+    backend = view.backend(db, project, backend_id)
+    state, _, _ = view.state(db, project, backend_id)
+    eff = effective_noise(backend, state, datetime.now().timestamp())
+    physical = statistics.fmean(e.gate_error for e in eff.edges.values()) if eff.edges else 0.0
+    return {
+        "metric_source": "heuristic",
+        "logical_error_rate": estimated_logical_error(physical, distance),
+        "physical_error_rate": physical,
+        "code_distance": distance,
+        "details": {"model": "0.03 (p / 0.01)^((d + 1) / 2), p = mean two-qubit gate error"},
+    }
+
+
+@router.get("/qec", dependencies=[ReadAfter])
+async def qec(
+    backend_id: BackendId,
+    request: Request,
+    project: ProjectId,
+    db: ReadModels,
+    job_id: str | None = None,
+    circuit_index: Annotated[int, Query(ge=0)] = 0,
+    code_distance: Annotated[int, Query(ge=2, le=51)] = 3,
+):
+    """A QEC point: the decoder's figures pushed as job metadata (`metric_source=decoder`),
+    else the twin's estimate from the backend's noise now (`heuristic`). The point is
+    stored when the caller may write to the twin (`persisted`); a viewer only reads it."""
+    view = request.app.state.twin
+    point = None
+    if job_id is not None:
+        row = await settled_job_row(request, db, project, job_id)
+        if row["backend_id"] != backend_id:
+            raise ApiError(404, "job_not_found", f"job '{job_id}' did not run on '{backend_id}'")
+        point = _decoder_point(orjson.loads(row["metadata_json"]), circuit_index)
+    if point is None:
+        point = await asyncio.to_thread(_heuristic_point, view, db, project, backend_id,
+                                        code_distance)  # fmt: skip
+    command = RecordQecMetric(backend_id=backend_id, job_id=job_id, circuit_index=circuit_index,
+                              **point)  # fmt: skip
+    try:
+        reply = await send_command(request, command, project, None)
+        persisted, position = True, reply.position
+    except ApiError as err:
+        if err.status_code != 403:
+            raise
+        persisted, position = False, None
+    return {"backend_id": backend_id, "job_id": job_id, "circuit_index": circuit_index,
+            **point, "persisted": persisted, "position": position}  # fmt: skip
+
+
+@router.get("/qec/history", dependencies=[ReadAfter])
+async def qec_history(
+    backend_id: BackendId,
+    request: Request,
+    project: ProjectId,
+    db: ReadModels,
+    job_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+):
+    """Every captured QEC point, oldest first (the newest `limit`)."""
+    head = await asyncio.to_thread(request.app.state.runner.store.max_position)
+    await wait_for_position(head, request)
+    points = await asyncio.to_thread(q.qec_points, db, project, backend_id, job_id, limit)
+    return {"backend_id": backend_id, "job_id": job_id, "points": points, "count": len(points)}
+
+
+@router.get("/qec/summary", dependencies=[ReadAfter])
+async def qec_summary(
+    backend_id: BackendId,
+    request: Request,
+    project: ProjectId,
+    db: ReadModels,
+    job_id: str | None = None,
+):
+    """The latest point and the average logical and physical error rates over all."""
+    head = await asyncio.to_thread(request.app.state.runner.store.max_position)
+    await wait_for_position(head, request)
+    points = await asyncio.to_thread(q.qec_points, db, project, backend_id, job_id)
+    return {
+        "backend_id": backend_id,
+        "job_id": job_id,
+        "count": len(points),
+        "latest": points[-1] if points else None,
+        "avg_logical_error_rate": statistics.fmean(p["logical_error_rate"] for p in points)
+        if points else None,
+        "avg_physical_error_rate": statistics.fmean(p["physical_error_rate"] for p in points)
+        if points else None,
+    }  # fmt: skip

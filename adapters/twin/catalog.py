@@ -6,12 +6,23 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
+import numpy as np
+
 from commands.twin import TwinConfigError
 from config.catalog import ConfigFileError
 from config.twin_files import TWIN_CONFIG, load_backends, model_for, read_dir
-from twin.circuits import CircuitError, parse
-from twin.controller import ControllerError, check_command
-from twin.device import Backend
+from domain.twin import TwinBackend
+from twin import engine, fpga
+from twin.circuits import CircuitError, compile_for, parse
+from twin.controller import (
+    ControllerError,
+    ControllerState,
+    apply_command,
+    check_command,
+    effective_noise,
+)
+from twin.device import Backend, Device
+from twin.noise import NoiseModel
 
 
 def digest(files: dict[str, str]) -> str:
@@ -34,6 +45,30 @@ def backends_for(files: dict[str, str]) -> dict[str, Backend]:
         if len(_LOADED) > 64:  # a few past configurations are enough
             _LOADED.pop(next(iter(_LOADED)))
     return _LOADED[key]
+
+
+_STATES: dict[tuple, ControllerState] = {}
+
+
+def controller_state(controller: TwinBackend | None) -> ControllerState:
+    """A backend's controller state, folded from its aggregate's commands (cached by the
+    aggregate's version: commands only ever append)."""
+    if controller is None:
+        return ControllerState()
+    key = (controller.id, controller.version)
+    if key not in _STATES:
+        state = ControllerState()
+        for command_type, payload in controller.commands:
+            state = apply_command(state, command_type, payload)
+        if len(_STATES) > 4096:
+            _STATES.clear()
+        _STATES[key] = state
+    return _STATES[key]
+
+
+@lru_cache(maxsize=256)
+def _schedule_program(device: Device, qasm: str):
+    return compile_for(parse(qasm), device, seed=0)
 
 
 @lru_cache(maxsize=4096)
@@ -102,3 +137,30 @@ class TwinCatalog:
                     f"circuits[{i}] uses {width} qubits; {backend_id} has"
                     f" {backend.device.num_qubits}",
                 )
+
+    def check_schedule(self, files, backend_id, actions, n_qubits) -> list[dict]:
+        backend = self.backend(files, backend_id)
+        try:
+            checked = fpga.check_schedule(actions, n_qubits, backend.device.num_qubits)
+            program = _schedule_program(backend.device, fpga.schedule_qasm(checked, n_qubits))
+            engine.engine_for(program, backend.limits)  # too wide to simulate: refused now
+        except fpga.ScheduleError as err:
+            raise TwinConfigError(err.code, err.message) from None
+        except CircuitError as err:
+            raise TwinConfigError("invalid_schedule", err.message) from None
+        return checked
+
+    def readout(self, files, backend_id, controller, schedule, seed, at) -> list[int]:
+        """One shot of the schedule under the backend's noise now; without a schedule,
+        every qubit read in |0> (each 1 with its own p(1|0))."""
+        backend = self.backend(files, backend_id)
+        eff = effective_noise(backend, controller_state(controller), at.timestamp())
+        rng = np.random.default_rng(seed)
+        if schedule is None:
+            p = np.array([q.readout_p1_given_0 for q in eff.qubits])
+            return [int(b) for b in rng.random(len(p)) < p]
+        n_qubits, actions = schedule
+        program = _schedule_program(backend.device, fpga.schedule_qasm(list(actions), n_qubits))
+        counts, _ = engine.run(program, NoiseModel(eff), 1, rng, backend.limits)
+        (bits,) = counts  # one shot: one bitstring, qubit 0 rightmost (Qiskit order)
+        return [int(b) for b in reversed(bits.replace(" ", ""))][:n_qubits]

@@ -27,6 +27,7 @@ from adapters.security.tokens import TokenService
 from commands.models import Accepted, Rejected, Reply
 from commands.processor import Submission
 from commands.twin_qec import SubmitQecCorrection
+from projections.twin import readout_view
 from projections.twin_qec import round_view
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,17 @@ class QecBus:
             await self.nc.publish(msg.reply, _answer(reply))
 
     async def published(self, batch: Sequence[Submission], replies: Sequence[Reply]) -> None:
-        """The writer committed a batch: publish the rounds it measured."""
+        """The writer committed a batch: publish the rounds and readouts it took."""
         for reply in replies:
             event = reply.event if isinstance(reply, Accepted) else None
-            if event is None or event["type"] != "twin.QecRoundsMeasured":
+            if event is None:
+                continue
+            if event["type"] == "twin.ReadoutTaken":
+                subject = SUBJECT.format(backend=event["backend_id"], kind="readout")
+                view = {**readout_view(event, reply.position), "project_id": event["project_id"]}
+                await self.nc.publish(subject, orjson.dumps(view))
+                continue
+            if event["type"] != "twin.QecRoundsMeasured":
                 continue
             if not event["syndromes"] or event["count"] != 1:
                 continue  # autonomous or bulk: the caller has them in its reply

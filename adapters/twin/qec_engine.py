@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from adapters.twin.catalog import TwinCatalog
+from adapters.twin.catalog import TwinCatalog, controller_state
 from commands.twin import TwinConfigError
-from domain.twin import TwinBackend
 from domain.twin_qec import AUTONOMOUS, QecSession
-from twin.controller import ControllerState, apply_command, effective_noise
+from twin.controller import effective_noise
 from twin.device import Backend
 from twin.qec import Session, per_round
 from twin.qec_code import Code, CodeError, build, check
@@ -45,7 +44,6 @@ class QecEngine:
     def __init__(self, catalog: TwinCatalog) -> None:
         self.catalog = catalog
         self.live: OrderedDict[uuid.UUID, _Live] = OrderedDict()
-        self._states: dict[tuple[uuid.UUID, int], ControllerState] = {}
         self._recent: dict[tuple, tuple[Backend, CodeNoise]] = {}  # see _code_noise
         # id(recorded dict) -> (the dict, kept alive so its id is not reused; parsed)
         self._noise: dict[int, tuple[dict, CodeNoise]] = {}
@@ -59,19 +57,6 @@ class QecEngine:
         return build(family, distance, basis)
 
     # -- noise --------------------------------------------------------------------------
-    def _state(self, controller: TwinBackend | None) -> ControllerState:
-        if controller is None:
-            return ControllerState()
-        key = (controller.id, controller.version)
-        if key not in self._states:
-            state = ControllerState()
-            for command_type, payload in controller.commands:
-                state = apply_command(state, command_type, payload)
-            if len(self._states) > 4096:
-                self._states.clear()
-            self._states[key] = state
-        return self._states[key]
-
     def _code_noise(self, session: QecSession, files, controller, at: datetime) -> CodeNoise:
         """The code's noise now. Drift moves the error rates by at most 2π·amplitude/period
         per second (~1e-4 for the shipped configs), below the 4 digits kept: the noise is
@@ -82,7 +67,7 @@ class QecEngine:
         key = (id(backend), state, c.code_family, c.code_distance, c.basis, int(at.timestamp()))
         hit = self._recent.get(key)
         if hit is None or hit[0] is not backend:
-            eff = effective_noise(backend, self._state(controller), at.timestamp())
+            eff = effective_noise(backend, controller_state(controller), at.timestamp())
             if len(self._recent) > 256:
                 self._recent.clear()
             hit = self._recent[key] = (backend, code_noise(self._code(session), eff))

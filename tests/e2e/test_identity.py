@@ -159,6 +159,10 @@ ACCESS = {
             "/config/content",
             "/qec_session/v1/{session_id}/status",
             "/qec_session/v1/{session_id}/trace",
+            "/controller_api/v1/{backend_id}/cryo",
+            "/telemetry/qec",
+            "/telemetry/qec/history",
+            "/telemetry/qec/summary",
         )
     },  # fmt: skip
     ("POST", "/api/v1/digital-twin/jobs"): EDITOR,
@@ -178,6 +182,11 @@ ACCESS = {
     ): EDITOR,
     ("GET", "/api/v1/digital-twin/qec_session/v1/{session_id}/rounds"): EDITOR,
     ("POST", "/api/v1/digital-twin/qec_session/v1/{session_id}/end"): EDITOR,
+    # A readout is a measurement taken and recorded: a write.
+    ("POST", "/api/v1/digital-twin/controller_api/v1/{backend_id}/pulse_schedule"): EDITOR,
+    ("GET", "/api/v1/digital-twin/controller_api/v1/{backend_id}/readout"): EDITOR,
+    ("POST", "/api/v1/digital-twin/controller_api/v1/{backend_id}/readout_config"): EDITOR,
+    ("POST", "/api/v1/digital-twin/controller_api/v1/{backend_id}/cryo"): EDITOR,
     # Last: they delete the walk's project or end the callers' sessions.
     ("DELETE", "/api/projects/{project_id}"): OWNER,
     ("DELETE", "/api/admin/projects/{project_id}"): ADMIN,

@@ -4,7 +4,9 @@ every kind of bad input, and a session that survives a SIGKILL bit for bit."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import signal
 import subprocess
 import sys
@@ -12,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
-from tests.e2e.serving import Serve, running
+from tests.e2e.serving import Serve, run_bounded, running
 
 pytestmark = pytest.mark.e2e
 
@@ -253,3 +256,121 @@ def test_a_session_survives_a_kill_bit_for_bit(tmp_path: Path):
     assert drive(twin, twin_sid, range(12)) == before + after
     serve.proc.send_signal(signal.SIGTERM)
     assert serve.proc.wait(timeout=30) == 0
+
+
+# -- the FPGA controller API and QEC telemetry -------------------------------------------
+FPGA = "/controller_api/v1/line_5"
+
+
+def test_a_pulse_schedule_runs_as_a_circuit_and_its_readouts_are_published(served, twin):
+    r = twin.post(f"{FPGA}/pulse_schedule", json={
+        "actions": [{"gate": "x", "qubits": [0]}, {"gate": "x", "qubits": [2]}], "n_qubits": 3,
+    })  # fmt: skip
+    assert r.status_code == 200, r.text
+    schedule = r.json()["schedule_id"]
+
+    async def listen() -> list[dict]:
+        nc = await nats.connect(served.nats_url)
+        sub = await nc.subscribe("qledger.twin.line_5.readout")
+        readouts = []
+        for i in range(20):
+            got = await asyncio.to_thread(
+                twin.get, f"{FPGA}/readout", params={"schedule_id": schedule, "round_index": i}
+            )
+            assert got.status_code == 200, got.text
+            readouts.append(got.json())
+        published = [json.loads((await sub.next_msg(timeout=5)).data) for _ in range(20)]
+        await nc.close()
+        assert [p["outcomes"] for p in published] == [r["outcomes"] for r in readouts]
+        return readouts
+
+    readouts = run_bounded(listen())
+    # x on 0 and 2: 0b101 = 5, except for the odd readout error (~3 % a qubit)
+    packed = [r["meas_data_packed"] for r in readouts]
+    assert packed.count(5) >= 14, packed
+    assert readouts[3]["outcomes"] == [(readouts[3]["meas_data_packed"] >> i) & 1 for i in range(3)]
+    # without a schedule: every qubit read in |0>, mostly 0
+    plain = twin.get(f"{FPGA}/readout").json()
+    assert plain["n_qubits"] == 5 and sum(plain["outcomes"]) <= 2
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"actions": [{"gate": "h", "qubits": [0]}, {"gate": "foo", "qubits": [1]}],
+          "n_qubits": 2}, "actions[1]: unknown gate 'foo'"),
+        ({"actions": [{"gate": "cx", "qubits": [0]}], "n_qubits": 2},
+         "actions[0] (cx): qubits must list 2 qubit(s)"),
+        ({"actions": [{"gate": "x", "qubits": [3]}], "n_qubits": 2},
+         "actions[0] (x): qubit 3 is outside 0..1"),
+        ({"actions": [{"gate": "rz", "qubits": [0]}], "n_qubits": 1},
+         "actions[0] (rz) needs an angle"),
+        ({"actions": [{"gate": "x", "qubits": [0]}], "n_qubits": 9}, "exceeds the backend's 5"),
+    ],
+)  # fmt: skip
+def test_malformed_schedules_are_refused_naming_the_action(twin, body, says):
+    r = twin.post(f"{FPGA}/pulse_schedule", json=body)
+    assert r.status_code == 422 and says in r.json()["message"], r.text
+
+
+def test_readout_of_an_unknown_schedule_is_404(twin):
+    r = twin.get(f"{FPGA}/readout", params={"schedule_id": "never-stored"})
+    assert r.status_code == 404 and r.json()["code"] == "schedule_not_found"
+
+
+def test_readout_config_and_cryo_are_controller_state(twin):
+    before = {q["qubit"]: q for q in twin.get("/telemetry/qubits",
+                                               params={"backend_id": "line_5"}).json()["qubits"]}  # fmt: skip
+    r = twin.post(f"{FPGA}/readout_config",
+                  json={"channels": [1], "integration_time_ns": 250, "thresholds": {"1": 0.5}})  # fmt: skip
+    assert r.status_code == 200, r.text
+    after = r.json()["readout_errors"]["1"]
+    # a quarter of the integration time: blobs twice as wide, errors well up
+    assert after["readout_p1_given_0"] > 2 * before[1]["readout_p1_given_0"]
+    bad = twin.post(f"{FPGA}/readout_config", json={"integration_time_ns": 1, "channels": [1]})
+    assert bad.status_code == 422 and "integration_time_ns" in bad.text
+    cold = twin.get(f"{FPGA}/cryo").json()
+    assert cold["temperature_mk"] is None and cold["t1_multiplier"] == 1.0
+    warm = twin.post(f"{FPGA}/cryo", json={"temperature_mk": 40}).json()
+    # halfway between 30 mK (0.85) and 50 mK (0.60) on the reference's curve
+    assert warm["t1_multiplier"] == pytest.approx(0.725) and warm["multiplier_source"] == "curve"
+    assert all(0 < p < 0.01 for p in warm["excited_state_population"])
+    t1_after = twin.get("/telemetry/qubits", params={"backend_id": "line_5"}).json()["qubits"][0]
+    assert t1_after["t1_us"] == pytest.approx(before[0]["t1_us"] * 0.725)
+    explicit = twin.post(f"{FPGA}/cryo", json={"t1_multiplier": 0.9}).json()
+    assert (explicit["t1_multiplier"], explicit["t2_multiplier"]) == (0.9, pytest.approx(0.725))
+    assert twin.post(f"{FPGA}/cryo", json={"pressure_bar": 1}).status_code == 422
+    state = twin.get("/controller/line_5/state").json()
+    assert state["overrides"]["cryo"]["temperature_mk"] == 40
+    assert state["overrides"]["readout_config"]["1"]["integration_time_ns"] == 250
+
+
+def test_qec_telemetry_prefers_the_decoder_and_keeps_every_point(served, twin):
+    job = twin.post("/jobs", json={"backend_id": "line_5", "circuits": [
+        'OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; creg c[2]; measure q -> c;'],
+        "shots": 10}).json()  # fmt: skip
+    estimate = twin.get("/telemetry/qec", params={"backend_id": "line_5", "job_id": job["job_id"]})
+    assert estimate.status_code == 200, estimate.text
+    assert estimate.json()["metric_source"] == "heuristic" and estimate.json()["persisted"]
+    pushed = twin.post(f"/jobs/{job['job_id']}/metadata", json={
+        "qec_metrics": {"logical_error_rate": 0.0123, "physical_error_rate": 0.004,
+                        "code_distance": 3},
+        "decoder_metrics": {"latency_us": 2.5},
+    })  # fmt: skip
+    assert pushed.status_code == 200, pushed.text
+    point = twin.get(
+        "/telemetry/qec",
+        params={"backend_id": "line_5", "job_id": job["job_id"], "min_position": pushed.json()["position"]},
+    ).json()  # fmt: skip
+    assert (point["metric_source"], point["logical_error_rate"]) == ("decoder", 0.0123)
+    history = twin.get("/telemetry/qec/history",
+                       params={"backend_id": "line_5", "job_id": job["job_id"]}).json()  # fmt: skip
+    assert [p["metric_source"] for p in history["points"]] == ["heuristic", "decoder"]
+    summary = twin.get("/telemetry/qec/summary",
+                       params={"backend_id": "line_5", "job_id": job["job_id"]}).json()  # fmt: skip
+    assert summary["count"] == 2 and summary["latest"]["logical_error_rate"] == 0.0123
+    assert summary["avg_logical_error_rate"] == pytest.approx(
+        (0.0123 + estimate.json()["logical_error_rate"]) / 2
+    )
+    trace = twin.get("/telemetry/trace/export", params={"job_id": job["job_id"]}).json()
+    assert len(trace["qec_points"]) == 2
