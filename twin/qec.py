@@ -138,9 +138,10 @@ class Session:
         return flips
 
     def measure(self, noise: CodeNoise, rounds: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Runs `rounds` more rounds: their syndromes (rounds, n_stab, batch) and, per
-        round, its detection events (n_det, batch); round 0 has only the basis-type
-        stabilizers' detectors (the others start random)."""
+        """Runs `rounds` more rounds: their syndromes (rounds, n_stab, batch) and their
+        detection events in chunks of rounds with the same detectors, each
+        (rounds, n_det, batch); round 0 has only the basis-type stabilizers' detectors
+        (the others start random)."""
         code = self.code
         n = code.num_stabilizers
         parts: list[tuple[Chunk, stim.Circuit, int]] = []
@@ -165,7 +166,7 @@ class Session:
                 self.noise_only.append(det)
             self.last, self.last_delta = flips[-n:], delta
             syndromes.append(flips.reshape(k, n, self.batch))
-            detections += list(det.reshape(k, -1, self.batch))
+            detections.append(det.reshape(k, -1, self.batch))
         if self.runs and self.runs[-1][0] == noise:
             self.runs[-1] = (noise, self.runs[-1][1] + rounds)
         else:

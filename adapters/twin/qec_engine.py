@@ -114,12 +114,14 @@ class QecEngine:
             noise = self._parsed(session.last_noise)  # the same object: no recompiles
         syndromes, detections = sim.measure(noise, count)
         self._advanced(session)
-        fraction = tuple(round(float(d.mean()), 6) if d.size else 0.0 for d in detections)
-        num_detectors = sum(d.shape[0] for d in detections)
+        fraction = tuple(
+            np.round(np.concatenate([c.mean(axis=(1, 2)) for c in detections]), 6).tolist()
+        )
+        num_detectors = sum(c.shape[0] * c.shape[1] for c in detections)
         if session.mode == AUTONOMOUS:
             return dict(noise=as_dict, syndromes="", detection_events="",
                         detection_fraction=fraction, num_detectors=num_detectors)  # fmt: skip
-        flat = np.concatenate([d[:, 0] for d in detections])
+        flat = np.concatenate([c[:, :, 0].ravel() for c in detections])
         return dict(
             noise=as_dict,
             num_detectors=num_detectors,

@@ -21,3 +21,14 @@ def pytest_runtest_makereport(item, call):
 def _forget_logs():
     Serve.logs.clear()
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_server_outlives_the_run():
+    """A test that fails between starting a server and stopping it leaves it running;
+    the next run (or CI's next step) would share the machine with it."""
+    yield
+    for serve in Serve.started:
+        if serve.proc is not None and serve.proc.poll() is None:
+            serve.proc.kill()
+            serve.proc.wait(timeout=10)

@@ -22,6 +22,7 @@ ADMIN_PASSWORD = "first-admin-pw-1"
 
 class Serve:
     logs: list[Path] = []  # of the current test, shown if it fails (tests/e2e/conftest.py)
+    started: list[Serve] = []  # stopped at the end of the run if a test did not
 
     def __init__(self, data_dir: Path, store_url: str | None, *, keep_nats_url: bool = False):
         self.data_dir = data_dir
@@ -56,6 +57,7 @@ class Serve:
         log = open(self.data_dir / "serve.log", "ab")
         Serve.logs.append(self.data_dir / "serve.log")
         self.proc = subprocess.Popen([QLEDGER, "serve"], env=env, stdout=log, stderr=log)
+        Serve.started.append(self)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (self.data_dir / "serve.log").read_text()[-3000:]

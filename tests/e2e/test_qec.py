@@ -230,6 +230,15 @@ def test_a_session_survives_a_kill_bit_for_bit(tmp_path: Path):
     nothing happened: a twin session with the same seed and inputs on the restarted
     server gives the same syndromes, before and after the kill."""
     serve = Serve(tmp_path, None).start()
+    try:
+        _kill_and_compare(serve)
+    finally:
+        if serve.proc is not None and serve.proc.poll() is None:  # a failed assertion
+            serve.proc.kill()
+            serve.proc.wait(timeout=10)
+
+
+def _kill_and_compare(serve: Serve) -> None:
     twin = twin_client(serve)
     # Drift follows the clock; without it the noise of every round is the same.
     quiet = twin.post("/controller/ibm_jakarta_like/commands",

