@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jsonschema
 import nats
 import pytest
+import yaml
 
 from tests.e2e.serving import Serve, run_bounded, running
 
@@ -103,6 +105,35 @@ def test_the_reference_session_loop_runs_unchanged(served: Serve, tmp_path: Path
     assert lines[0] == "Stabilizers: 2"
     assert len([line for line in lines if line.startswith("Round ")]) == 10
     assert lines[-2:] == ["Total rounds: 10", "Corrections received: 10"]
+
+
+ASYNCAPI = yaml.safe_load((REPO / "deploy" / "asyncapi.yaml").read_text())
+
+
+def conforms(message: dict, schema: str) -> None:
+    """A data-plane message against its schema in deploy/asyncapi.yaml."""
+    jsonschema.validate(
+        message,
+        {"$ref": f"#/components/schemas/{schema}", "components": ASYNCAPI["components"]},
+    )
+
+
+def test_a_measured_round_is_published_as_documented(served: Serve, twin: httpx.Client):
+    sid = create(twin, seed=3)["session_id"]
+
+    async def listen() -> tuple[dict, dict]:
+        nc = await nats.connect(served.nats_url)
+        sub = await nc.subscribe("qledger.twin.ibm_jakarta_like.syndrome")
+        got = await asyncio.to_thread(twin.get, f"{QEC}/{sid}/round/0/syndrome")
+        message = json.loads((await sub.next_msg(timeout=5)).data)
+        await nc.close()
+        return got.json(), message
+
+    answered, published = run_bounded(listen())
+    conforms(published, "Syndrome")
+    assert published["session_id"] == sid and published["round_index"] == 0
+    assert published["syndrome_bits"] == answered["syndrome_bits"]
+    assert published["project_id"] == "default"
 
 
 def test_rounds_are_recorded_and_read_back(twin: httpx.Client):
@@ -290,6 +321,8 @@ def test_a_pulse_schedule_runs_as_a_circuit_and_its_readouts_are_published(serve
             readouts.append(got.json())
         published = [json.loads((await sub.next_msg(timeout=5)).data) for _ in range(20)]
         await nc.close()
+        for message in published:
+            conforms(message, "Readout")
         assert [p["outcomes"] for p in published] == [r["outcomes"] for r in readouts]
         return readouts
 
