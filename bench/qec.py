@@ -71,9 +71,12 @@ def stim_rates(d: int, backend_id: str) -> tuple[float, float]:
     sampler.sample(1)
     out = []
     for shots in (1, 1024):
-        t = time.perf_counter()
-        sampler.sample(shots)
-        out.append(1000 * shots / (time.perf_counter() - t))
+        best = float("inf")
+        for _ in range(5):  # the best of five calls: the machine is shared
+            t = time.perf_counter()
+            sampler.sample(shots)
+            best = min(best, time.perf_counter() - t)
+        out.append(1000 * shots / best)
     return out[0], out[1]
 
 
