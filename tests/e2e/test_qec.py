@@ -226,6 +226,8 @@ def test_an_autonomous_session_reports_its_logical_error_rate(twin: httpx.Client
                shots=4000, seed=3)  # fmt: skip
     sid = s["session_id"]
     assert s["num_stabilizers"] == 8
+    big = twin.get(f"{QEC}/{sid}/rounds", params={"from": 0, "count": 100})
+    assert big.status_code == 422 and "at most 23 a step" in big.json()["message"], big.text
     r = twin.get(f"{QEC}/{sid}/rounds", params={"from": 0, "count": 10})
     assert r.status_code == 200, r.text
     assert len(r.json()["detection_fraction"]) == 10 and 0 < r.json()["detection_fraction"][5] < 0.5
