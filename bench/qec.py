@@ -174,7 +174,7 @@ def main() -> None:
         for d in args.distances:
             one, many = stim_rates(d, backend)
             # HTTP: GET syndrome + POST correction per round
-            s = create(c, backend, d, 10 * args.rounds + args.bulk * 10)
+            s = create(c, backend, d, 10 * args.rounds)
             sid, n_data = s["session_id"], s["num_data_qubits"]
             lat = []
             t0 = time.perf_counter()
