@@ -79,6 +79,9 @@ class QecProjector(Projector):
     tables = (SESSION, STEP)
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
+        # A round or a correction is one inserted row; the session's counts are derived
+        # from its steps when read. (An UPDATE per round was most of the projector's work
+        # per event, on the cores a decoder loop shares with it.)
         sessions, steps = [], []
         for env in batch:
             p, kind = env["payload"], env["type"]
@@ -93,37 +96,28 @@ class QecProjector(Projector):
                     "project_id": key[0], "rounds": 0, "corrections": 0, "status": ACTIVE,
                     "created_at": env["occurred_at"], "last_position": env["position"],
                 })  # fmt: skip
-                continue
-            if kind == "twin.QecRoundsMeasured":
+            elif kind == "twin.QecRoundsMeasured":
                 steps.append({**base, "kind": "rounds", "first_round": p["first_round"],
                               "count": p["count"], "syndromes": p["syndromes"],
                               "detection_events": p["detection_events"],
                               "detection_fraction_json": to_json(p["detection_fraction"]),
                               "noise_json": to_json(p["noise"]) if p["noise"] else None})  # fmt: skip
-                update = ("rounds = ?", p["first_round"] + p["count"])
             elif kind == "twin.QecCorrectionApplied":
                 steps.append({**base, "kind": "correction", "first_round": p["round_index"],
                               "correction_json": to_json(p["correction_bits"])})  # fmt: skip
-                update = ("corrections = corrections + ?", 1)
             else:
                 steps.append({**base, "kind": "end", "first_round": p["total_rounds"],
                               "noise_json": to_json(p["noise"]) if p["noise"] else None})  # fmt: skip
-                update = None
-            tx.insert(SESSION, sessions)  # keep order: a session's row before its updates
-            sessions = []
-            if update is not None:
-                tx.execute(
-                    f"UPDATE qec_session SET {update[0]}, last_position = ?"
-                    " WHERE project_id = ? AND session_id = ?",
-                    [update[1], env["position"], *key],
-                )
-            else:
+                tx.insert(SESSION, sessions)  # a session's row before its end
+                sessions = []
                 tx.execute(
                     "UPDATE qec_session SET status = ?, result_json = ?, ended_at = ?::TIMESTAMPTZ,"
-                    " last_position = ? WHERE project_id = ? AND session_id = ?",
+                    " rounds = ?, corrections = ?, last_position = ?"
+                    " WHERE project_id = ? AND session_id = ?",
                     [ENDED, to_json({**p["result"], "total_rounds": p["total_rounds"],
                      "corrections_received": p["corrections_received"]}),
-                     env["occurred_at"], env["position"], *key],
+                     env["occurred_at"], p["total_rounds"], p["corrections_received"],
+                     env["position"], *key],
                 )  # fmt: skip
         tx.insert(SESSION, sessions)
         tx.insert(STEP, steps)
@@ -131,9 +125,19 @@ class QecProjector(Projector):
 
 # -- queries -----------------------------------------------------------------------
 def session_row(db: ViewReader, project_id: str, session_id: str) -> dict[str, Any]:
+    """The session, with its rounds, corrections and last position counted from its
+    steps (an ended session has them in its row)."""
     rows = db.rows(
-        "SELECT * FROM qec_session WHERE project_id = ? AND session_id = ?",
-        [project_id, session_id],
+        "SELECT s.* REPLACE ("
+        " coalesce(st.rounds, 0) AS rounds, coalesce(st.corrections, 0) AS corrections,"
+        " greatest(s.last_position, coalesce(st.last_position, 0)) AS last_position)"
+        " FROM qec_session s LEFT JOIN ("
+        "  SELECT max(CASE WHEN kind = 'rounds' THEN first_round + count END) AS rounds,"
+        "   count(*) FILTER (WHERE kind = 'correction') AS corrections,"
+        "   max(position) AS last_position"
+        "  FROM qec_step WHERE project_id = ? AND session_id = ?) st ON true"
+        " WHERE s.project_id = ? AND s.session_id = ?",
+        [project_id, session_id, project_id, session_id],
     )
     if not rows:
         raise QueryError("session_not_found", f"QEC session '{session_id}' does not exist")
