@@ -96,12 +96,14 @@ class CompleteJob(_RunnerCommand):
     SUBJECT = "twin.complete_job"
     results: list[dict[str, Any]]
     run_ms: float
+    start: bool = False  # a queued job: record its start too (it finished that fast)
 
 
 class FailJob(_RunnerCommand):
     SUBJECT = "twin.fail_job"
     code: str
     message: str
+    start: bool = False
 
 
 def _port(uow: UnitOfWork) -> TwinPort:
@@ -203,14 +205,14 @@ def handle_start(cmd: StartJob, ctx: CommandContext, uow: UnitOfWork, _: Caller)
 def handle_complete(cmd: CompleteJob, ctx: CommandContext, uow: UnitOfWork, _: Caller):
     ctx = _runner_ctx(cmd, ctx)
     job = _job(uow, ctx.project_id, cmd.job_id)
-    job.complete(ctx, results=tuple(cmd.results), run_ms=cmd.run_ms)
+    job.complete(ctx, results=tuple(cmd.results), run_ms=cmd.run_ms, start=cmd.start)
     return uow.stage(job)
 
 
 def handle_fail(cmd: FailJob, ctx: CommandContext, uow: UnitOfWork, _: Caller):
     ctx = _runner_ctx(cmd, ctx)
     job = _job(uow, ctx.project_id, cmd.job_id)
-    job.fail(ctx, code=cmd.code, message=cmd.message)
+    job.fail(ctx, code=cmd.code, message=cmd.message, start=cmd.start)
     return uow.stage(job)
 
 

@@ -229,15 +229,17 @@ class TwinJob(Aggregate):
             raise Conflict(f"job '{self.job_id}' is {self.status}", code="job_finished")
         self._trigger(JobStarted, ctx, job_id=self.job_id, backend_id=self.backend_id)
 
-    def complete(self, ctx: CommandContext, *, results: tuple[dict, ...], run_ms: float) -> None:
-        self._require_running()
+    def complete(
+        self, ctx: CommandContext, *, results: tuple[dict, ...], run_ms: float, start: bool = False
+    ) -> None:
+        self._require_running(ctx, start)
         self._trigger(
             JobCompleted, ctx, job_id=self.job_id, backend_id=self.backend_id,
             results=results, run_ms=run_ms,
         )  # fmt: skip
 
-    def fail(self, ctx: CommandContext, *, code: str, message: str) -> None:
-        self._require_running()
+    def fail(self, ctx: CommandContext, *, code: str, message: str, start: bool = False) -> None:
+        self._require_running(ctx, start)
         self._trigger(
             JobFailed, ctx, job_id=self.job_id, backend_id=self.backend_id, code=code,
             message=message,
@@ -257,7 +259,12 @@ class TwinJob(Aggregate):
             metadata=dict(metadata),
         )  # fmt: skip
 
-    def _require_running(self) -> None:
+    def _require_running(self, ctx: CommandContext | None = None, start: bool = False) -> None:
+        """`start`: a job short enough to finish before it was marked running starts and
+        ends in one command (one commit fewer on a job's path); a cancel still wins."""
+        if start and ctx is not None and self.status == QUEUED:
+            self._trigger(JobStarted, ctx, job_id=self.job_id, backend_id=self.backend_id)
+            return
         if self.status != RUNNING:
             raise Conflict(f"job '{self.job_id}' is {self.status}", code="job_not_running")
 

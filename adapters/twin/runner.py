@@ -11,7 +11,8 @@ through the relay and JetStream on every job.)
 Jobs start only once the replay has caught up (a job finished before a restart is seen
 finished first). Its outcome goes back as StartJob / CompleteJob / FailJob commands
 with qledger's own credential, straight to this node's command writer; the aggregate
-decides, so a job cancelled a moment before it would start is skipped.
+decides, so a job cancelled a moment before it would start is skipped. A job simulated
+within 50 ms skips StartJob: its CompleteJob records the start too.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from twin.controller import ControllerState, apply_command
 
 log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 512 * 1024  # an event must fit one NATS message (1 MiB) with its envelope
+FAST_JOB_S = 0.05  # a job simulated within this starts and ends in one command
 
 
 @dataclass
@@ -184,10 +186,6 @@ class TwinRunner:
     async def _run_one(self, job: QueuedJob) -> None:
         key = dict(project_id=job.project_id, job_id=job.job_id)
         loop = asyncio.get_running_loop()
-        # The simulation starts while StartJob is being decided: its outcome is kept only
-        # if the job really started (a cancel may have won), and a commit's latency is
-        # saved on every job.
-        started = None if job.running else asyncio.ensure_future(self._send(StartJob(**key)))
         try:
             # Parsing a changed config (YAML, pydantic) must not hold up the writer's loop.
             backend = (await asyncio.to_thread(backends_for, job.files))[job.backend_id]
@@ -199,8 +197,16 @@ class TwinRunner:
         except (TwinConfigError, KeyError) as err:
             simulation = loop.create_future()
             simulation.set_exception(err)
-        if started is not None:
-            reply = await started
+        # A job that finishes within FAST_JOB_S starts and ends in one command: one commit
+        # fewer on its path (most of a Bell job's latency is commits). A longer one is
+        # marked RUNNING first; its outcome is kept only if it really started (a cancel
+        # may have won).
+        start = not job.running
+        if start:
+            await asyncio.wait({simulation}, timeout=FAST_JOB_S)
+        if start and not simulation.done():
+            start = False
+            reply = await self._send(StartJob(**key))
             # "job_running": started before a restart, and this runner had not yet seen
             # that on the stream; it is still this runner's to finish.
             if isinstance(reply, Rejected) and reply.code != "job_running":
@@ -220,14 +226,18 @@ class TwinRunner:
                     f"the counts exceed {MAX_RESULT_BYTES} bytes; use fewer shots or measure"
                     " fewer qubits",
                 )
-            reply = await self._send(CompleteJob(**key, results=results, run_ms=run_ms))
+            reply = await self._send(
+                CompleteJob(**key, results=results, run_ms=run_ms, start=start)
+            )
         except (CircuitError, TwinConfigError, WorkerError, KeyError) as err:
             code = getattr(err, "code", "unknown_backend")
             message = getattr(err, "message", str(err))
-            reply = await self._send(FailJob(**key, code=code, message=message))
+            reply = await self._send(FailJob(**key, code=code, message=message, start=start))
         except Exception as err:
             log.exception("job %s failed", job.job_id)
-            reply = await self._send(FailJob(**key, code="simulation_error", message=str(err)))
+            reply = await self._send(
+                FailJob(**key, code="simulation_error", message=str(err), start=start)
+            )
         if isinstance(reply, Rejected):
             log.warning("job %s outcome refused: %s", job.job_id, reply.message)
         self._drop(job)

@@ -48,3 +48,19 @@ def test_a_job_id_is_used_once():
     with pytest.raises(Conflict):
         TwinJob.submit(ctx(), existing=queued(), job_id="j1", backend_id="b", circuits=(),
                        shots=1, metadata={}, after_position=0)  # fmt: skip
+
+
+def test_a_fast_job_starts_and_ends_in_one_command_unless_cancelled():
+    job = queued()
+    job.collect_events()
+    with pytest.raises(Conflict) as err:  # without `start`, a queued job can't end
+        job.complete(ctx(), results=(), run_ms=1.0)
+    assert err.value.code == "job_not_running"
+    job.complete(ctx(), results=({"counts": {}},), run_ms=1.0, start=True)
+    assert job.status == COMPLETED
+    assert [type(e).__name__ for e in job.collect_events()] == ["JobStarted", "JobCompleted"]
+    cancelled = queued()
+    cancelled.cancel(ctx())
+    with pytest.raises(Conflict) as err:
+        cancelled.fail(ctx(), code="x", message="y", start=True)
+    assert err.value.code == "job_not_running" and cancelled.status == CANCELLED
