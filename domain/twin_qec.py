@@ -47,9 +47,9 @@ class QecRoundsMeasured(DomainEvent):
     noise: dict[str, Any] | None
     num_stabilizers: int  # syndrome bits per round
     num_detectors: int  # detection-event bits of the whole step (round 0 has fewer)
-    # Interactive sessions: base64 of the bits packed little-endian (bit j of a row:
-    # byte j // 8, bit j % 8); syndromes one row per round, detection events one row for
-    # the step, in stim's detector order. Empty when autonomous.
+    # Base64 of the bits packed little-endian (bit j of a row: byte j // 8, bit j % 8);
+    # syndromes one row per round, detection events one row for the step, in stim's
+    # detector order. Shot 0's, for an autonomous session of many shots.
     syndromes: str
     detection_events: str
     # Fraction of detectors that fired, per round, over all shots.

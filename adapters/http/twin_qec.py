@@ -114,9 +114,6 @@ async def syndrome(
             raise
         return await _recorded_round(request, db, project, session_id, round_index, err)
     assert reply.event is not None  # no Idempotency-Key: never a replayed reply
-    if not reply.event["syndromes"]:
-        raise ApiError(409, "session_autonomous", "an autonomous session keeps no syndromes;"
-                       " read its rounds in bulk (`/rounds`)")  # fmt: skip
     return q.round_view(session_id, reply.event, reply.position)
 
 
@@ -129,8 +126,8 @@ async def _recorded_round(request, db, project, session_id, round_index, err) ->
     bits = await asyncio.to_thread(
         q.measured_round, db, project, session_id, round_index, row["num_stabilizers"]
     )
-    if bits is None:
-        raise ApiError(409, "session_autonomous", "an autonomous session keeps no syndromes")
+    if bits is None:  # measured, but not yet in the read model
+        raise ApiError(503, "projection_lagging", f"round {round_index} is not projected yet")
     return {
         "session_id": session_id,
         "round_index": round_index,

@@ -76,8 +76,8 @@ class QecBus:
                 continue
             if event["type"] != "twin.QecRoundsMeasured":
                 continue
-            if not event["syndromes"] or event["count"] != 1:
-                continue  # autonomous or bulk: the caller has them in its reply
+            if event["count"] != 1:
+                continue  # bulk: the caller has the rounds in its reply
             view = round_view(event["session_id"], event, reply.position)
             subject = SUBJECT.format(backend=event["backend_id"], kind="syndrome")
             await self.nc.publish(

@@ -118,9 +118,8 @@ class QecEngine:
             np.round(np.concatenate([c.mean(axis=(1, 2)) for c in detections]), 6).tolist()
         )
         num_detectors = sum(c.shape[0] * c.shape[1] for c in detections)
-        if session.mode == AUTONOMOUS:
-            return dict(noise=as_dict, syndromes="", detection_events="",
-                        detection_fraction=fraction, num_detectors=num_detectors)  # fmt: skip
+        # The bits recorded are shot 0's (an autonomous session's other shots are kept
+        # only as the fraction of detectors that fired).
         flat = np.concatenate([c[:, :, 0].ravel() for c in detections])
         return dict(
             noise=as_dict,

