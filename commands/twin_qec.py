@@ -29,16 +29,21 @@ from domain.twin_qec import AUTONOMOUS, QecSession, qec_key, require_session
 MAX_ROUNDS_PER_STEP = 10_000
 MAX_QUBIT_ROUNDS_PER_STEP = 100_000  # code qubits × rounds × max(1, shots / 16)
 MAX_AUTONOMOUS_SHOTS = 10_000
+# The built-in decoder matches the whole history at the end, in the command writer:
+# a session's detectors (rounds × stabilizers) and their bits over all shots are bounded.
+MAX_SESSION_DETECTORS = 1_000_000
+MAX_SESSION_BITS = 50_000_000
 
 
 class CreateQecSession(_TwinCommand):
     SUBJECT = "twin.qec_create_session"
+    REPLY_WITH_EVENT: ClassVar[bool] = True  # the rounds limit and seed it was given
     session_id: Ident
     backend_id: Ident
     code_family: Literal["repetition", "surface"]
     code_distance: Annotated[int, Field(ge=1, le=31)]
     basis: Literal["Z", "X"] = "Z"
-    rounds: Annotated[int, Field(ge=1, le=1_000_000)] = 100_000
+    rounds: Annotated[int, Field(ge=1, le=1_000_000)] | None = None  # None: the most allowed
     seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
     mode: Literal["interactive", "autonomous"] = "interactive"
     shots: Annotated[int, Field(ge=1, le=MAX_AUTONOMOUS_SHOTS)] = 1
@@ -98,6 +103,18 @@ def handle_create(cmd: CreateQecSession, ctx: CommandContext, uow: UnitOfWork, _
         )  # fmt: skip
     except TwinConfigError as err:
         raise _refused(err) from None
+    most = min(
+        MAX_SESSION_DETECTORS // code.num_stabilizers,
+        MAX_SESSION_BITS // (code.num_stabilizers * shots),
+    )
+    rounds = cmd.rounds if cmd.rounds is not None else min(100_000, most)
+    if rounds > most:
+        raise InvalidInput(
+            f"rounds {rounds}: a {cmd.code_family} code of distance {cmd.code_distance}"
+            f" with {shots} shot(s) may run at most {most} rounds (the built-in decoder"
+            " matches the whole history at the end)",
+            code="session_too_large",
+        )
     session = QecSession.create(
         ctx,
         existing=uow.get(QecSession, qec_key(ctx.project_id, cmd.session_id)),
@@ -106,7 +123,7 @@ def handle_create(cmd: CreateQecSession, ctx: CommandContext, uow: UnitOfWork, _
         code_family=cmd.code_family,
         code_distance=cmd.code_distance,
         basis=cmd.basis,
-        rounds_limit=cmd.rounds,
+        rounds_limit=rounds,
         seed=cmd.seed if cmd.seed is not None else secrets.randbits(63),
         mode=cmd.mode,
         shots=shots,

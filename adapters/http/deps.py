@@ -116,6 +116,7 @@ STATUS_BY_CODE = {
             "code_too_large",
             "invalid_correction",
             "step_too_large",
+            "session_too_large",
             "invalid_schedule",
         ),
         422,

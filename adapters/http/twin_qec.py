@@ -39,7 +39,9 @@ class SessionRequest(BaseModel):
     code_family: Literal["repetition", "surface"]
     code_distance: int
     basis: Literal["Z", "X"] = "Z"
-    rounds: int = Field(100_000, description="the most rounds this session may run")
+    rounds: int | None = Field(
+        None, description="the most rounds this session may run (default: as many as allowed)"
+    )
     seed: int | None = Field(None, description="makes the session reproducible bit for bit")
     mode: Literal["interactive", "autonomous"] = "interactive"
     shots: int = Field(1, description="autonomous sessions: shots run in lockstep")
@@ -57,17 +59,19 @@ async def create_session(
     body: SessionRequest,
     request: Request,
     project: TwinProject,
+    db: ReadModels,
     idempotency_key: IdempotencyKey = None,
 ):
     """Start a memory experiment of a repetition or rotated surface code on a backend's
     qubits (code qubit i on backend qubit i), under the backend's effective noise."""
     session_id = body.session_id or generated_id(project, idempotency_key)
-    command = CreateQecSession(
-        session_id=session_id, backend_id=body.backend_id, code_family=body.code_family,
-        code_distance=body.code_distance, basis=body.basis, rounds=body.rounds, seed=body.seed,
-        mode=body.mode, shots=body.shots,
-    )  # fmt: skip
+    fields = body.model_dump(exclude_none=True, exclude={"session_id"})
+    command = CreateQecSession(session_id=session_id, **fields)
     reply = await send_command(request, command, project, idempotency_key)
+    created = reply.event
+    if created is None:  # a retry answered by its Idempotency-Key: read the session
+        await wait_for_position(reply.position, request)
+        created = await _session(request, db, project, session_id)
     code = build(body.code_family, body.code_distance, body.basis)
     return {
         "session_id": session_id,
@@ -77,7 +81,8 @@ async def create_session(
         "basis": body.basis,
         "mode": body.mode,
         "shots": body.shots if body.mode == "autonomous" else 1,
-        "rounds_limit": body.rounds,
+        "rounds_limit": created["rounds_limit"],
+        "seed": created["seed"],
         "num_stabilizers": code.num_stabilizers,
         "num_data_qubits": len(code.data),
         "qubits_used": code.num_qubits,

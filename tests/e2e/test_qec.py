@@ -191,6 +191,8 @@ def test_rounds_are_recorded_and_read_back(twin: httpx.Client):
         ({"code_family": "color"}, 422, None, "code_family"),
         ({"backend_id": "nope"}, 404, "unknown_backend", "nope"),
         ({"shots": 100}, 422, "invalid_shots", "autonomous"),
+        ({"mode": "autonomous", "shots": 10_000, "rounds": 100_000}, 422, "session_too_large",
+         "may run at most 2500 rounds"),
     ],
 )  # fmt: skip
 def test_bad_sessions_are_refused(twin, body, status, code, says):
@@ -200,6 +202,21 @@ def test_bad_sessions_are_refused(twin, body, status, code, says):
     if code:
         assert r.json()["code"] == code
     assert says in r.text
+
+
+def test_a_retried_creation_is_the_same_session(twin: httpx.Client):
+    body = {"backend_id": "ibm_jakarta_like", "code_family": "repetition", "code_distance": 3}
+    key = {"Idempotency-Key": "qec-create-once"}
+    first = twin.post(f"{QEC}/", json=body, headers=key)
+    again = twin.post(f"{QEC}/", json=body, headers=key)
+    assert first.status_code == again.status_code == 200, again.text
+    assert {k: v for k, v in first.json().items() if k != "position"} == {
+        k: v for k, v in again.json().items() if k != "position"
+    }
+    # no rounds limit given: as many as the built-in decoder allows (1e6 detectors / 2)
+    assert first.json()["rounds_limit"] == 100_000
+    wide = create(twin, backend_id="square_64", code_family="surface", code_distance=5)
+    assert wide["rounds_limit"] == 1_000_000 // 24
 
 
 def test_bad_steps_are_refused_and_change_nothing(twin: httpx.Client):
