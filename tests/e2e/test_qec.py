@@ -213,10 +213,10 @@ def test_a_retried_creation_is_the_same_session(twin: httpx.Client):
     assert {k: v for k, v in first.json().items() if k != "position"} == {
         k: v for k, v in again.json().items() if k != "position"
     }
-    # no rounds limit given: as many as the built-in decoder allows (1e6 detectors / 2)
+    # no rounds limit given: as many as the built-in decoder allows, at most 100,000
     assert first.json()["rounds_limit"] == 100_000
     wide = create(twin, backend_id="square_64", code_family="surface", code_distance=5)
-    assert wide["rounds_limit"] == 1_000_000 // 24
+    assert wide["rounds_limit"] == 250_000 // 24
 
 
 def test_bad_steps_are_refused_and_change_nothing(twin: httpx.Client):
