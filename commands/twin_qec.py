@@ -144,9 +144,12 @@ def _measure(uow: UnitOfWork, ctx: CommandContext, session: QecSession, count: i
             code="step_too_large",
         )
     files = current_files(uow, ctx.project_id)
-    measured = _qec(uow).measure(
-        session, files, _controller(uow, ctx, session.backend_id), ctx.received_at, count
-    )
+    try:
+        measured = _qec(uow).measure(
+            session, files, _controller(uow, ctx, session.backend_id), ctx.received_at, count
+        )
+    except TwinConfigError as err:  # the project's config changed under the session
+        raise _refused(err) from None
     session.record_rounds(ctx, count=count, **measured)
 
 
@@ -177,9 +180,12 @@ def handle_end(cmd: EndQecSession, ctx: CommandContext, uow: UnitOfWork, _: Call
     session = _session(uow, ctx, cmd.session_id)
     session.check_end()
     files = current_files(uow, ctx.project_id)
-    noise, result = _qec(uow).end(
-        session, files, _controller(uow, ctx, session.backend_id), ctx.received_at
-    )
+    try:
+        noise, result = _qec(uow).end(
+            session, files, _controller(uow, ctx, session.backend_id), ctx.received_at
+        )
+    except TwinConfigError as err:
+        raise _refused(err) from None
     session.end(ctx, noise=noise, result=result)
     return uow.stage(session)
 

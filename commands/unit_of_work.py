@@ -65,7 +65,10 @@ class UnitOfWork:
         return positions
 
     def discard(self) -> None:
-        """Forget every aggregate this batch touched: their state may be uncommitted."""
+        """Forget every aggregate this batch touched: their state may be uncommitted (and
+        so may a QEC session's live simulation, advanced for a step not stored)."""
         self.store.forget(self.loaded)
+        if self.qec is not None:
+            self.qec.forget(self.loaded)
         self.loaded.clear()
         self.staged.clear()

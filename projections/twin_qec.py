@@ -216,6 +216,25 @@ def measured_round(
     return unpack_row(rows[0]["syndromes"], round_index - rows[0]["first_round"], width)
 
 
+def rounds_step(
+    db: ViewReader, project_id: str, session_id: str, first_round: int
+) -> dict[str, Any] | None:
+    """The recorded step of rounds that starts at `first_round`, as its event had it."""
+    rows = db.rows(
+        "SELECT syndromes, detection_events, detection_fraction_json FROM qec_step"
+        " WHERE project_id = ? AND session_id = ? AND kind = 'rounds' AND first_round = ?",
+        [project_id, session_id, first_round],
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    return {
+        "syndromes": r["syndromes"],
+        "detection_events": r["detection_events"],
+        "detection_fraction": orjson.loads(r["detection_fraction_json"]),
+    }
+
+
 def trace(db: ViewReader, project_id: str, session_id: str) -> list[dict[str, Any]]:
     rows = db.rows(
         "SELECT * FROM qec_step WHERE project_id = ? AND session_id = ? ORDER BY position",

@@ -61,8 +61,8 @@ def readout_errors(
     scale = math.sqrt(REFERENCE_INTEGRATION_NS / integration_ns)
 
     def moved(p: float, distance: float) -> float:
-        if p <= 0:
-            return 0.0
+        if p < 1e-12:  # 1 - p rounds to 1: no blob width to infer; the error stays ~0
+            return p
         sigma = REFERENCE_THRESHOLD / _N.inv_cdf(1 - min(p, 0.4999)) * scale
         return 1 - _N.cdf(distance / sigma) if distance > 0 else 0.5
 
@@ -91,7 +91,7 @@ def check_readout_config(payload: dict[str, Any], num_qubits: int) -> None:
     if not isinstance(thresholds, dict):
         raise ScheduleError("invalid_payload", "thresholds must map a channel to a number")
     for key, value in thresholds.items():
-        if not str(key).isdigit() or not 0 <= int(key) < num_qubits:
+        if not (str(key).isascii() and str(key).isdigit()) or not 0 <= int(key) < num_qubits:
             raise ScheduleError("qubit_out_of_range", f"threshold for unknown channel '{key}'")
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < 1:
             raise ScheduleError("invalid_payload", f"threshold '{key}' must lie in (0, 1)")

@@ -114,6 +114,7 @@ class Session:
         self.last = np.zeros((0, batch), dtype=bool)  # the last round's ancilla flips
         self.last_delta = np.zeros((0, batch), dtype=bool)
         self.noise_only: list[np.ndarray] = []  # detection events, corrections taken out
+        self.nbytes = 0  # of noise_only: what a long session holds
         self.runs: list[tuple[CodeNoise, int]] = []
         self.frame = np.zeros((len(code.data), batch), dtype=bool)  # corrections so far
         self.corrections_received = 0
@@ -164,6 +165,7 @@ class Session:
                 self.noise_only.append(det ^ _detect(dwin, ends, chunk.detectors))
             else:
                 self.noise_only.append(det)
+            self.nbytes += self.noise_only[-1].nbytes
             self.last, self.last_delta = flips[-n:], delta
             syndromes.append(flips.reshape(k, n, self.batch))
             detections.append(det.reshape(k, -1, self.batch))

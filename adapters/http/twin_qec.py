@@ -115,7 +115,7 @@ async def syndrome(
             None,
         )  # fmt: skip
     except ApiError as err:
-        if err.detail["code"] != "round_out_of_order":  # type: ignore[index]
+        if err.detail["code"] not in ("round_out_of_order", "session_ended"):  # type: ignore[index]
             raise
         return await _recorded_round(request, db, project, session_id, round_index, err)
     assert reply.event is not None  # no Idempotency-Key: never a replayed reply
@@ -176,6 +176,7 @@ async def rounds(
     session_id: str,
     request: Request,
     project: TwinProject,
+    db: ReadModels,
     first_round: Annotated[int, Query(alias="from", ge=0)],
     count: Annotated[int, Query(ge=1, le=MAX_ROUNDS_PER_STEP)] = 100,
     idempotency_key: IdempotencyKey = None,
@@ -187,15 +188,20 @@ async def rounds(
         request, MeasureQecRounds(session_id=session_id, round_index=first_round, count=count),
         project, idempotency_key,
     )  # fmt: skip
-    event = reply.event or {}
+    event = reply.event
+    if event is None:  # a retry answered by its Idempotency-Key: the step as recorded
+        await wait_for_position(reply.position, request)
+        event = await asyncio.to_thread(q.rounds_step, db, project, session_id, first_round)
+        if event is None:
+            raise ApiError(409, "round_out_of_order", f"no step starts at round {first_round}")
     return {
         "session_id": session_id,
         "first_round": first_round,
         "count": count,
         "encoding": "base64; per round one row of bits packed little-endian, rows in order",
-        "syndromes_packed": event.get("syndromes", ""),
-        "detection_events_packed": event.get("detection_events", ""),
-        "detection_fraction": event.get("detection_fraction", []),
+        "syndromes_packed": event["syndromes"],
+        "detection_events_packed": event["detection_events"],
+        "detection_fraction": event["detection_fraction"],
         "position": reply.position,
     }
 

@@ -178,11 +178,24 @@ def _decoder_point(metadata: dict, circuit_index: int) -> dict | None:
         metrics = metrics[circuit_index] if circuit_index < len(metrics) else None
     if not isinstance(metrics, dict) or "logical_error_rate" not in metrics:
         return None
+    try:
+        logical = float(metrics["logical_error_rate"])
+        physical = float(metrics.get("physical_error_rate", 0.0))
+        distance = metrics.get("code_distance")
+        valid = (
+            0 <= logical <= 1
+            and 0 <= physical <= 1
+            and (distance is None or (isinstance(distance, int) and distance >= 1))
+        )
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:  # a decoder's malformed figures: the twin's estimate instead
+        return None
     return {
         "metric_source": "decoder",
-        "logical_error_rate": float(metrics["logical_error_rate"]),
-        "physical_error_rate": float(metrics.get("physical_error_rate", 0.0)),
-        "code_distance": metrics.get("code_distance"),
+        "logical_error_rate": logical,
+        "physical_error_rate": physical,
+        "code_distance": distance,
         "details": {"qec_metrics": metrics, "decoder_metrics": metadata.get("decoder_metrics")},
     }
 

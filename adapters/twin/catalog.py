@@ -47,23 +47,19 @@ def backends_for(files: dict[str, str]) -> dict[str, Backend]:
     return _LOADED[key]
 
 
-_STATES: dict[tuple, ControllerState] = {}
-
-
 def controller_state(controller: TwinBackend | None) -> ControllerState:
-    """A backend's controller state, folded from its aggregate's commands (cached by the
-    aggregate's version: commands only ever append)."""
+    """A backend's controller state, folded from its aggregate's commands. The fold is
+    kept on the aggregate instance itself, which a batch that does not commit throws
+    away: a cache keyed by version alone could outlive such a batch and hold state for
+    a version that was later committed with other content."""
     if controller is None:
         return ControllerState()
-    key = (controller.id, controller.version)
-    if key not in _STATES:
-        state = ControllerState()
-        for command_type, payload in controller.commands:
-            state = apply_command(state, command_type, payload)
-        if len(_STATES) > 4096:
-            _STATES.clear()
-        _STATES[key] = state
-    return _STATES[key]
+    folded: tuple[int, ControllerState] = getattr(controller, "_folded", (0, ControllerState()))
+    n, state = folded
+    for command_type, payload in controller.commands[n:]:
+        state = apply_command(state, command_type, payload)
+    controller._folded = (len(controller.commands), state)  # type: ignore[attr-defined]
+    return state
 
 
 @lru_cache(maxsize=256)

@@ -19,13 +19,14 @@ import numpy as np
 from adapters.twin.catalog import TwinCatalog, controller_state
 from commands.twin import TwinConfigError
 from domain.twin_qec import AUTONOMOUS, QecSession
-from twin.controller import effective_noise
+from twin.controller import ControllerState, effective_noise
 from twin.device import Backend
 from twin.qec import Session, per_round
 from twin.qec_code import Code, CodeError, build, check
 from twin.qec_noise import CodeNoise, code_noise
 
 LIVE_SESSIONS = 1024
+LIVE_BYTES = 1 << 30  # live sessions' histories; the least recently used go first
 
 
 def pack(bits: np.ndarray) -> str:
@@ -44,7 +45,7 @@ class QecEngine:
     def __init__(self, catalog: TwinCatalog) -> None:
         self.catalog = catalog
         self.live: OrderedDict[uuid.UUID, _Live] = OrderedDict()
-        self._recent: dict[tuple, tuple[Backend, CodeNoise]] = {}  # see _code_noise
+        self._recent: dict[tuple, tuple[Backend, ControllerState, CodeNoise]] = {}
         # id(recorded dict) -> (the dict, kept alive so its id is not reused; parsed)
         self._noise: dict[int, tuple[dict, CodeNoise]] = {}
 
@@ -62,16 +63,25 @@ class QecEngine:
         per second (~1e-4 for the shipped configs), below the 4 digits kept: the noise is
         recomputed once a second, or when the config or the controller state changes."""
         backend = self.catalog.backend(files, session.backend_id)
-        state = (controller.id, controller.version) if controller is not None else None
+        if backend.device.num_qubits < self._code(session).num_qubits:
+            raise TwinConfigError(
+                "code_too_large",
+                f"{session.backend_id} now has {backend.device.num_qubits} qubits; this"
+                f" session's code needs {self._code(session).num_qubits}",
+            )
+        # Keyed by the objects themselves (kept alive in the entry, so an id is never
+        # reused): the state object is new whenever the controller's fold changes.
+        state = controller_state(controller)
         c = session.created
-        key = (id(backend), state, c.code_family, c.code_distance, c.basis, int(at.timestamp()))
+        key = (id(backend), id(state), c.code_family, c.code_distance, c.basis,
+               int(at.timestamp()))  # fmt: skip
         hit = self._recent.get(key)
-        if hit is None or hit[0] is not backend:
-            eff = effective_noise(backend, controller_state(controller), at.timestamp())
+        if hit is None or hit[0] is not backend or hit[1] is not state:
+            eff = effective_noise(backend, state, at.timestamp())
             if len(self._recent) > 256:
                 self._recent.clear()
-            hit = self._recent[key] = (backend, code_noise(self._code(session), eff))
-        return hit[1]
+            hit = self._recent[key] = (backend, state, code_noise(self._code(session), eff))
+        return hit[2]
 
     def _parsed(self, noise: dict[str, Any]) -> CodeNoise:
         hit = self._noise.get(id(noise))
@@ -103,8 +113,17 @@ class QecEngine:
         self.live.move_to_end(session.id)
         return live.session
 
+    def forget(self, aggregate_ids) -> None:
+        """A batch did not commit: its sessions' live simulations may be ahead."""
+        for aggregate_id in aggregate_ids:
+            self.live.pop(aggregate_id, None)
+
     def _advanced(self, session: QecSession) -> None:
         self.live[session.id].applied += 1
+        total = sum(live.session.nbytes for live in self.live.values())
+        while total > LIVE_BYTES and len(self.live) > 1:
+            _, evicted = self.live.popitem(last=False)  # rebuilt from its events if needed
+            total -= evicted.session.nbytes
 
     def measure(self, session, files, controller, at, count) -> dict[str, Any]:
         sim = self._sync(session)
@@ -135,9 +154,9 @@ class QecEngine:
 
     def end(self, session, files, controller, at) -> tuple[dict[str, Any], dict[str, Any]]:
         sim = self._sync(session)
+        self.live.pop(session.id, None)  # ending changes it, whatever happens next
         noise = self._code_noise(session, files, controller, at)
         outcome = sim.end(noise)
-        self.live.pop(session.id, None)
         shots = session.shots
         rate = float(outcome.builtin_errors.mean())
         builtin: dict[str, Any] = {

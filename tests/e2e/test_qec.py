@@ -159,10 +159,13 @@ def test_rounds_are_recorded_and_read_back(twin: httpx.Client):
                      json={"correction_bits": [1, 0, 0], "measure_next": True})  # fmt: skip
     assert step.status_code == 200, step.text
     assert step.json()["next"]["round_index"] == 4
-    bulk = twin.get(f"{QEC}/{sid}/rounds", params={"from": 5, "count": 10})
+    key = {"Idempotency-Key": f"bulk-{sid}"}
+    bulk = twin.get(f"{QEC}/{sid}/rounds", params={"from": 5, "count": 10}, headers=key)
     assert bulk.status_code == 200, bulk.text
     rows = base64.b64decode(bulk.json()["syndromes_packed"])
     assert len(rows) == 10  # ten rounds of 2 bits: one byte each
+    retried = twin.get(f"{QEC}/{sid}/rounds", params={"from": 5, "count": 10}, headers=key)
+    assert retried.json()["syndromes_packed"] == bulk.json()["syndromes_packed"]
     status = twin.get(f"{QEC}/{sid}/status").json()
     assert (status["current_round"], status["corrections_received"], status["active"]) == (
         15, 1, True,
@@ -232,7 +235,9 @@ def test_bad_steps_are_refused_and_change_nothing(twin: httpx.Client):
     assert stale.status_code == 409 and "the round just measured is 0" in stale.text
     status = twin.get(f"{QEC}/{sid}/status").json()
     assert (status["current_round"], status["corrections_received"]) == (1, 0)
+    first = twin.get(f"{QEC}/{sid}/round/0/syndrome").json()["syndrome_bits"]
     assert twin.post(f"{QEC}/{sid}/end").status_code == 200
+    assert twin.get(f"{QEC}/{sid}/round/0/syndrome").json()["syndrome_bits"] == first
     after = twin.get(f"{QEC}/{sid}/round/1/syndrome")
     assert after.status_code == 409 and after.json()["code"] == "session_ended"
     assert twin.post(f"{QEC}/{sid}/end").status_code == 409
@@ -439,3 +444,8 @@ def test_qec_telemetry_prefers_the_decoder_and_keeps_every_point(served, twin):
     )
     trace = twin.get("/telemetry/trace/export", params={"job_id": job["job_id"]}).json()
     assert len(trace["qec_points"]) == 2
+    garbled = twin.post(f"/jobs/{job['job_id']}/metadata",
+                        json={"qec_metrics": {"logical_error_rate": "abc"}})  # fmt: skip
+    fallback = twin.get("/telemetry/qec", params={
+        "backend_id": "line_5", "job_id": job["job_id"], "min_position": garbled.json()["position"]})  # fmt: skip
+    assert fallback.status_code == 200 and fallback.json()["metric_source"] == "heuristic"
