@@ -216,6 +216,8 @@ class EventStore:
     def remember(self, aggregates: Iterable[Aggregate]) -> None:
         with self._lock:
             for aggregate in aggregates:
+                if not aggregate.CACHED:  # a one-event record nobody loads again
+                    continue
                 self._cache[aggregate.id] = aggregate
                 self._cache.move_to_end(aggregate.id)
             while len(self._cache) > self._cache_size:

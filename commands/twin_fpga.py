@@ -13,8 +13,9 @@ from commands.authorization import Caller
 from commands.models import Ident
 from commands.twin import TwinConfigError, _port, _refused, _TwinCommand, current_files
 from commands.unit_of_work import UnitOfWork
+from domain.errors import NotFound
 from domain.events import CommandContext
-from domain.twin import TwinBackend, backend_key
+from domain.twin import TwinBackend, TwinObservation, backend_key
 
 
 class StorePulseSchedule(_TwinCommand):
@@ -55,21 +56,25 @@ def handle_store_schedule(cmd: StorePulseSchedule, ctx, uow: UnitOfWork, _: Call
 
 def handle_readout(cmd: TakeReadout, ctx, uow: UnitOfWork, _: Caller):
     files = current_files(uow, ctx.project_id)
-    backend = _backend(uow, ctx, cmd.backend_id)
-    schedule = backend.schedule(cmd.schedule_id) if cmd.schedule_id is not None else None
+    backend = uow.get(TwinBackend, backend_key(ctx.project_id, cmd.backend_id))
+    schedule = None
+    if cmd.schedule_id is not None:
+        if backend is None:
+            raise NotFound(f"no pulse schedule '{cmd.schedule_id}' on this backend",
+                           code="schedule_not_found")  # fmt: skip
+        schedule = backend.schedule(cmd.schedule_id)
     seed = secrets.randbits(63)
     try:
         outcomes = _port(uow).readout(
-            files, cmd.backend_id, backend if backend.version else None, schedule, seed,
-            ctx.received_at,
-        )  # fmt: skip
+            files, cmd.backend_id, backend, schedule, seed, ctx.received_at
+        )
     except TwinConfigError as err:
         raise _refused(err) from None
-    backend.record_readout(
+    readout = TwinObservation.readout(
         ctx, backend_id=cmd.backend_id, schedule_id=cmd.schedule_id, round_index=cmd.round_index,
         outcomes=tuple(outcomes), seed=seed,
     )  # fmt: skip
-    return uow.stage(backend)
+    return uow.stage(readout)
 
 
 class RecordQecMetric(_TwinCommand):
@@ -92,9 +97,7 @@ def handle_qec_metric(cmd: RecordQecMetric, ctx, uow: UnitOfWork, _: Caller):
         _port(uow).backend(current_files(uow, ctx.project_id), cmd.backend_id)
     except TwinConfigError as err:
         raise _refused(err) from None
-    backend = _backend(uow, ctx, cmd.backend_id)
-    backend.capture_qec_metric(ctx, **cmd.model_dump())
-    return uow.stage(backend)
+    return uow.stage(TwinObservation.qec_metric(ctx, **cmd.model_dump()))
 
 
 FPGA_HANDLERS = {

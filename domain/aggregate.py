@@ -27,6 +27,9 @@ class Aggregate:
     # Events triggered by any aggregate so far: lets a unit of work tell, in O(1), whether a
     # failed command changed state before it failed.
     triggered = 0
+    # Kept in the store's cache after a commit (records that are never loaded again say
+    # no, so they do not push out aggregates that are).
+    CACHED = True
 
     def __init__(self, aggregate_id: uuid.UUID) -> None:
         self.id = aggregate_id

@@ -5,6 +5,8 @@ and record what happened, so the twin's state at any moment can be rebuilt."""
 
 from __future__ import annotations
 
+import random
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,20 +181,8 @@ class TwinBackend(Aggregate):
                            code="schedule_not_found")  # fmt: skip
         return self.schedules[schedule_id]
 
-    def record_readout(self, ctx: CommandContext, **fields: Any) -> None:
-        self._trigger(ReadoutTaken, ctx, **fields)
-
-    def capture_qec_metric(self, ctx: CommandContext, **fields: Any) -> None:
-        self._trigger(QecMetricCaptured, ctx, **fields)
-
-    def _on_QecMetricCaptured(self, e: QecMetricCaptured) -> None:
-        pass
-
     def _on_PulseScheduleStored(self, e: PulseScheduleStored) -> None:
         self.schedules[e.schedule_id] = (e.n_qubits, e.actions)
-
-    def _on_ReadoutTaken(self, e: ReadoutTaken) -> None:
-        pass
 
     def apply_command(self, ctx: CommandContext, *, backend_id: str, command_type: str, payload):
         self._trigger(
@@ -205,6 +195,32 @@ class TwinBackend(Aggregate):
 
     def _on_ControllerCommandApplied(self, e: ControllerCommandApplied) -> None:
         self.commands.append((e.command_type, e.command_payload))
+
+
+class TwinObservation(Aggregate):
+    """One readout or one QEC telemetry point: an aggregate of a single event, so that a
+    backend's controller history does not grow at the data plane's rate (nothing
+    decides on these; they are records)."""
+
+    CACHED = False
+
+    @classmethod
+    def readout(cls, ctx: CommandContext, **fields: Any) -> TwinObservation:
+        observation = cls(uuid.UUID(int=random.getrandbits(128), version=4))
+        observation._trigger(ReadoutTaken, ctx, **fields)
+        return observation
+
+    @classmethod
+    def qec_metric(cls, ctx: CommandContext, **fields: Any) -> TwinObservation:
+        observation = cls(uuid.UUID(int=random.getrandbits(128), version=4))
+        observation._trigger(QecMetricCaptured, ctx, **fields)
+        return observation
+
+    def _on_ReadoutTaken(self, e: ReadoutTaken) -> None:
+        pass
+
+    def _on_QecMetricCaptured(self, e: QecMetricCaptured) -> None:
+        pass
 
 
 class TwinJob(Aggregate):

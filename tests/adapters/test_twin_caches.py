@@ -35,8 +35,11 @@ def test_a_retried_batch_leaves_no_stale_controller_state(tmp_path: Path):
     replies = process_batch([sub(cryo(100), "K"), sub(TakeReadout(backend_id="line_5"))],
                             store, twin=CATALOG)  # fmt: skip
     assert [r.status for r in replies] == ["accepted", "accepted"]
+    # The first attempt had folded 100 mK as version 3; now version 3 is committed as 20.
+    process_batch([sub(cryo(20))], store, twin=CATALOG)
     backend = store.load(TwinBackend, backend_key("default", "line_5"))
-    assert controller_state(backend).temperature_mk == 15
+    assert backend.version == 3
+    assert controller_state(backend).temperature_mk == 20
 
 
 def test_a_live_session_behind_another_node_is_rebuilt(tmp_path: Path):
