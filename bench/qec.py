@@ -27,16 +27,13 @@ sys.path.append(str(Path(__file__).parent.parent))
 import argparse
 import asyncio
 import json
-import os
-import socket
-import statistics
-import subprocess
 import tempfile
 import time
 
 import httpx
 import nats
 
+from bench.harness import pct, start
 from commands.twin_qec import MAX_QUBIT_ROUNDS_PER_STEP, MAX_ROUNDS_PER_STEP
 from config.twin_files import load_backends, read_dir
 from twin.controller import ControllerState, effective_noise
@@ -44,22 +41,9 @@ from twin.qec import full_circuit
 from twin.qec_code import build
 from twin.qec_noise import code_noise
 
-QLEDGER = str(Path(sys.executable).parent / "qledger")
 PASSWORD = "bench-qec-admin-1"
 TWIN = "/api/v1/digital-twin"
 QEC = TWIN + "/qec_session/v1"
-
-
-def pct(samples: list[float]) -> str:
-    s = sorted(samples)
-    p99 = s[min(len(s) - 1, int(0.99 * len(s)))]
-    return f"{1000 * statistics.median(s):7.2f} / {1000 * p99:7.2f}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stim_rates(d: int, backend_id: str) -> tuple[float, float]:
@@ -131,29 +115,6 @@ def create(c: httpx.Client, backend: str, d: int, rounds: int) -> dict:
     return r.json()
 
 
-def start(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "QLEDGER_DATA_DIR": str(data_dir), "QLEDGER_HTTP_PORT": str(port),
-           "QLEDGER_ADMIN_PASSWORD": PASSWORD, "QLEDGER_LOG_LEVEL": "warning"}  # fmt: skip
-    env.pop("QLEDGER_NATS_URL", None)
-    log = open(data_dir / "serve.log", "ab")
-    proc = subprocess.Popen([QLEDGER, "serve"], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, (data_dir / "serve.log").read_text()[-2000:]
-        try:
-            r = httpx.post(
-                base + "/api/auth/login", data={"username": "admin", "password": PASSWORD}
-            )
-            if r.status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "qledger serve did not start"
-        time.sleep(0.3)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=300)
@@ -163,11 +124,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="qledger-bench-qec-"))
-    proc, base = start(data_dir)
+    proc, base, token = start(data_dir, PASSWORD)
     try:
-        token = httpx.post(
-            base + "/api/auth/login", data={"username": "admin", "password": PASSWORD}
-        ).json()["access_token"]
         c = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         key = c.post("/api/api-keys", json={"name": "bench", "scopes": ["read", "twin:write"]})
         key.raise_for_status()
@@ -175,7 +133,7 @@ def main() -> None:
         nats_url = (data_dir / "nats.url").read_text().strip()
         raw_nats = asyncio.run(nats_baseline(nats_url, 2000))
         backend = "square_100"
-        print(f"raw NATS request-reply (echo, same nats-server), p50 / p99 ms: {pct(raw_nats)}")
+        print(f"raw NATS request-reply (echo, same nats-server), p50 / p99 ms: {pct(raw_nats, 7)}")
         print(f"\n{'surface code, per round':36s} {'p50 / p99 ms':>17s} {'rounds/s':>10s}")
         for d in args.distances:
             one, many = stim_rates(d, backend)
@@ -192,7 +150,7 @@ def main() -> None:
                 c.post(f"{QEC}/{sid}/round/{r}/correction", json={"correction_bits": [0] * n_data})
                 lat.append(time.perf_counter() - t)
             http_rate = args.rounds / (time.perf_counter() - t0)
-            print(f"d={d} HTTP (GET syndrome + POST corr.)  {pct(lat)} {http_rate:10.0f}")
+            print(f"d={d} HTTP (GET syndrome + POST corr.)  {pct(lat, 7)} {http_rate:10.0f}")
             # NATS: correction with measure_next, one request a round
             s = create(c, backend, d, args.rounds + 1)
             sid = s["session_id"]
@@ -201,7 +159,7 @@ def main() -> None:
             t0 = time.perf_counter()
             lat = asyncio.run(nats_loop(nats_url, api_key, sid, backend, n_data, args.rounds))
             nats_rate = args.rounds / (time.perf_counter() - t0)
-            print(f"d={d} NATS (correction -> next round) {pct(lat)} {nats_rate:10.0f}")
+            print(f"d={d} NATS (correction -> next round) {pct(lat, 7)} {nats_rate:10.0f}")
             # bulk
             bulk = args.bulk or min(
                 MAX_ROUNDS_PER_STEP, MAX_QUBIT_ROUNDS_PER_STEP // s["qubits_used"]
@@ -214,7 +172,7 @@ def main() -> None:
                 assert r.status_code == 200, r.text
                 lat.append(time.perf_counter() - t)
             bulk_rate = bulk * len(lat) / sum(lat)
-            print(f"d={d} bulk, {bulk} rounds a request  {pct(lat)} {bulk_rate:10.0f}"
+            print(f"d={d} bulk, {bulk} rounds a request  {pct(lat, 7)} {bulk_rate:10.0f}"
                   "   (per request)")  # fmt: skip
             print(f"d={d} raw stim, same circuit, 1 shot a call       {one:10.0f}"
                   f"   bulk = {100 * bulk_rate / one:.0f} % of it")  # fmt: skip

@@ -28,11 +28,7 @@ sys.path.append(str(Path(__file__).parent.parent))  # the repo, for tests.twin's
 
 import argparse
 import functools
-import os
 import signal
-import socket
-import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,13 +37,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 
+from bench.harness import pct, start
 from config.twin_files import load_backends, read_dir
 from twin import clifford, density
 from twin.circuits import compile_for, parse
 from twin.controller import ControllerState, effective_noise
 from twin.noise import NoiseModel
 
-QLEDGER = str(Path(sys.executable).parent / "qledger")
 PASSWORD = "bench-twin-admin-1"
 TWIN = "/api/v1/digital-twin"
 BELL = 'OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; creg c[2]; h q[0]; cx q[0],q[1]; measure q -> c;'
@@ -56,12 +52,6 @@ BELL = 'OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; creg c[2]; h q[0]; cx q[0
 def ghz(n: int) -> str:
     cx = "".join(f"cx q[{i}],q[{i + 1}];" for i in range(n - 1))
     return f'OPENQASM 2.0; include "qelib1.inc"; qreg q[{n}]; creg c[{n}]; h q[0]; {cx} measure q -> c;'
-
-
-def pct(samples: list[float]) -> str:
-    s = sorted(samples)
-    p99 = s[min(len(s) - 1, int(0.99 * len(s)))]
-    return f"{1000 * statistics.median(s):8.2f} / {1000 * p99:8.2f}"
 
 
 def timed(fn: Callable[[], object], n: int) -> list[float]:
@@ -113,20 +103,6 @@ def aer_time(program, noise, num_qubits: int, shots: int, reps: int) -> list[flo
     sim = AerSimulator(method="density_matrix", noise_model=aer_model(noise, num_qubits))
     qc = as_qiskit(program, num_qubits)
     return timed(lambda: sim.run(qc, shots=shots).result(), max(3, reps // 5))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(data_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "QLEDGER_DATA_DIR": str(data_dir), "QLEDGER_HTTP_PORT": str(port),
-           "QLEDGER_ADMIN_PASSWORD": PASSWORD, "QLEDGER_LOG_LEVEL": "warning"}  # fmt: skip
-    env.pop("QLEDGER_NATS_URL", None)
-    log = open(data_dir / "serve.log", "ab")
-    return subprocess.Popen([QLEDGER, "serve"], env=env, stdout=log, stderr=log)
 
 
 def one_job(client: httpx.Client, backend: str = "ibm_jakarta_like") -> float:
@@ -181,24 +157,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=50)
     args = ap.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="qledger-bench-twin-"))
-    port = free_port()
-    proc = serve(data_dir, port)
-    base = f"http://127.0.0.1:{port}"
+    proc, base, token = start(data_dir, PASSWORD)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (data_dir / "serve.log").read_text()[-2000:]
-            try:
-                r = httpx.post(
-                    base + "/api/auth/login", data={"username": "admin", "password": PASSWORD}
-                )
-                if r.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "qledger serve did not start"
-            time.sleep(0.3)
-        http_part(base, r.json()["access_token"], args.jobs, args.seconds)
+        http_part(base, token, args.jobs, args.seconds)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

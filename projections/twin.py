@@ -268,11 +268,6 @@ def events(
     if since is not None:
         where += " AND occurred_at > ?"
         params.append(since)
-    rows = db.rows(
-        f"SELECT * FROM (SELECT * FROM twin_event WHERE {where} ORDER BY position DESC"
-        " LIMIT ?) ORDER BY position",
-        [*params, limit],
-    )
     return [
         {
             "event_type": r["event_type"],
@@ -282,8 +277,17 @@ def events(
             "position": r["position"],
             "payload": orjson.loads(r["payload_json"]),
         }
-        for r in rows
+        for r in _newest(db, "twin_event", where, params, limit)
     ]
+
+
+def _newest(db: ViewReader, table: str, where: str, params: list, limit: int) -> list[dict]:
+    """The newest `limit` rows of `table` matching `where`, oldest first."""
+    return db.rows(
+        f"SELECT * FROM (SELECT * FROM {table} WHERE {where} ORDER BY position DESC"
+        " LIMIT ?) ORDER BY position",
+        [*params, limit],
+    )
 
 
 def controller_commands(
@@ -347,11 +351,6 @@ def qec_points(
     if job_id is not None:
         where += " AND job_id = ?"
         params.append(job_id)
-    rows = db.rows(
-        f"SELECT * FROM (SELECT * FROM twin_qec_metric WHERE {where} ORDER BY position DESC"
-        " LIMIT ?) ORDER BY position",
-        [*params, limit],
-    )
     return [
         {
             "backend_id": r["backend_id"],
@@ -365,5 +364,5 @@ def qec_points(
             "timestamp": iso(r["captured_at"]),
             "position": r["position"],
         }
-        for r in rows
+        for r in _newest(db, "twin_qec_metric", where, params, limit)
     ]

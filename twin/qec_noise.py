@@ -54,6 +54,14 @@ class CodeNoise:
     idle: tuple[tuple[float, float, float], ...]  # data qubits while ancillas are read
     pairs: tuple[tuple[int, int, float, tuple[float, ...], tuple[float, ...]], ...]
 
+    def __hash__(self) -> int:
+        # Computed once: a table is a cache key on every round (20 us a hash at d = 7).
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.gate1, self.measure, self.reset, self.idle, self.pairs))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "gate1": [list(g) for g in self.gate1],

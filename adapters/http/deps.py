@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
@@ -215,6 +216,13 @@ async def wait_for_position(position: int, request: Request) -> None:
             "projection_lagging",
             f"read models have not reached position {position} within {timeout:g}s{reason}; retry",
         )
+
+
+async def wait_for_store_head(request: Request) -> None:
+    """Wait (bounded) until the read models hold everything the store held when asked:
+    read-your-writes for a client that sent no `min_position`."""
+    head = await asyncio.to_thread(request.app.state.runner.store.max_position)
+    await wait_for_position(head, request)
 
 
 async def read_after(

@@ -5,6 +5,7 @@ commands; the cryostat and readout configuration are controller commands (`set_c
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -94,7 +95,7 @@ async def readout(
     return readout_view(reply.event, reply.position)
 
 
-def _config_view(state: ControllerState) -> dict[str, Any]:
+def readout_config_view(state: ControllerState) -> dict[str, Any]:
     return {
         str(q): {"integration_time_ns": tau, "threshold": threshold}
         for q, (tau, threshold) in sorted(state.readout_config.items())
@@ -118,17 +119,23 @@ async def readout_config(
     )
     reply = await send_command(request, command, project, idempotency_key)
     await wait_for_position(reply.position, request)
-    view = request.app.state.twin
+    return {
+        "backend_id": backend_id,
+        **await asyncio.to_thread(_config_answer, request.app.state.twin, db, project, backend_id),
+        "position": reply.position,
+    }
+
+
+def _config_answer(view, db, project: str, backend_id: str) -> dict[str, Any]:
+    """The readout configuration and the errors it gives (DuckDB reads: in a thread)."""
     state, _, _ = view.state(db, project, backend_id)
     qubits = {q["qubit"]: q for q in view.qubits(db, project, backend_id)}
     return {
-        "backend_id": backend_id,
-        "readout_config": _config_view(state),
+        "readout_config": readout_config_view(state),
         "readout_errors": {
             str(q): {k: qubits[q][k] for k in ("readout_p1_given_0", "readout_p0_given_1")}
             for q in sorted(state.readout_config)
         },
-        "position": reply.position,
     }
 
 
@@ -180,4 +187,5 @@ async def set_cryo(
     )
     reply = await send_command(request, command, project, idempotency_key)
     await wait_for_position(reply.position, request)
-    return {**_cryo_view(request, db, project, backend_id), "position": reply.position}
+    view = await asyncio.to_thread(_cryo_view, request, db, project, backend_id)
+    return {**view, "position": reply.position}

@@ -22,7 +22,9 @@ from adapters.http.deps import (
     generated_id,
     send_command,
     wait_for_position,
+    wait_for_store_head,
 )
+from adapters.http.twin_fpga import readout_config_view
 from commands.twin import ApplyControllerCommand, AttachJobMetadata, CancelJob, SubmitJob
 from projections import twin as q
 from projections.base import QueryError
@@ -78,9 +80,7 @@ async def settled_job_row(request: Request, db, project: str, job_id: str) -> di
     try:
         return await asyncio.to_thread(q.job_row, db, project, job_id)
     except QueryError:
-        runner = request.app.state.runner
-        head = await asyncio.to_thread(runner.store.max_position)
-        await wait_for_position(head, request)
+        await wait_for_store_head(request)
         return await asyncio.to_thread(q.job_row, db, project, job_id)
 
 
@@ -231,10 +231,7 @@ def controller_state(backend_id: str, request: Request, project: ProjectId, db: 
                 "t1_multiplier": state.cryo_t1,
                 "t2_multiplier": state.cryo_t2,
             },
-            "readout_config": {
-                str(q): {"integration_time_ns": tau, "threshold": threshold}
-                for q, (tau, threshold) in sorted(state.readout_config.items())
-            },
+            "readout_config": readout_config_view(state),
         },
         "effective_multipliers": {
             "gate_error": state.gate_multiplier,

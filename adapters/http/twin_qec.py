@@ -18,6 +18,7 @@ from adapters.http.deps import (
     generated_id,
     send_command,
     wait_for_position,
+    wait_for_store_head,
 )
 from commands.twin_qec import (
     MAX_ROUNDS_PER_STEP,
@@ -70,8 +71,7 @@ async def create_session(
     reply = await send_command(request, command, project, idempotency_key)
     created = reply.event
     if created is None:  # a retry answered by its Idempotency-Key: read the session
-        await wait_for_position(reply.position, request)
-        created = await _session(request, db, project, session_id)
+        created = await _settled_session(request, db, project, session_id)
     code = build(body.code_family, body.code_distance, body.basis)
     return {
         "session_id": session_id,
@@ -91,16 +91,14 @@ async def create_session(
     }
 
 
-async def _session(request: Request, db, project: str, session_id: str) -> dict[str, Any]:
+async def _settled_session(request: Request, db, project: str, session_id: str) -> dict:
+    """The session's row once the read model holds everything the store held when asked
+    (its rounds are counted from its steps: a read right after a step sees it)."""
+    await wait_for_store_head(request)
     try:
         return await asyncio.to_thread(q.session_row, db, project, session_id)
-    except QueryError:
-        head = await asyncio.to_thread(request.app.state.runner.store.max_position)
-        await wait_for_position(head, request)
-        try:
-            return await asyncio.to_thread(q.session_row, db, project, session_id)
-        except QueryError as err:
-            raise ApiError(404, err.code, err.message) from None
+    except QueryError as err:
+        raise ApiError(404, err.code, err.message) from None
 
 
 @router.get("/{session_id}/round/{round_index}/syndrome")
@@ -123,9 +121,7 @@ async def syndrome(
 
 
 async def _recorded_round(request, db, project, session_id, round_index, err) -> dict:
-    head = await asyncio.to_thread(request.app.state.runner.store.max_position)
-    await wait_for_position(head, request)
-    row = await _session(request, db, project, session_id)
+    row = await _settled_session(request, db, project, session_id)
     if round_index >= row["rounds"]:
         raise err or ApiError(409, "round_out_of_order", f"the next round is {row['rounds']}")
     bits = await asyncio.to_thread(
@@ -182,8 +178,8 @@ async def rounds(
     idempotency_key: IdempotencyKey = None,
 ):
     """Bulk: measure `count` rounds from `from` in one step. Syndromes and detection
-    events come packed (base64; one row per round, little-endian bits); an autonomous
-    session returns the fraction of detectors that fired per round instead."""
+    events come packed (base64; one row per round, little-endian bits; an autonomous
+    session's first shot), with the fraction of detectors that fired per round."""
     reply = await send_command(
         request, MeasureQecRounds(session_id=session_id, round_index=first_round, count=count),
         project, idempotency_key,
@@ -208,9 +204,7 @@ async def rounds(
 
 @router.get("/{session_id}/status")
 async def status(session_id: str, request: Request, project: ProjectId, db: ReadModels):
-    head = await asyncio.to_thread(request.app.state.runner.store.max_position)
-    await wait_for_position(head, request)
-    row = await _session(request, db, project, session_id)
+    row = await _settled_session(request, db, project, session_id)
     layout = build(row["code_family"], row["code_distance"], row["basis"]).layout()
     return {**q.session_status(row), "layout": layout}
 
@@ -239,9 +233,7 @@ async def end(
 @router.get("/{session_id}/trace")
 async def trace(session_id: str, request: Request, project: ProjectId, db: ReadModels):
     """Every recorded step of the session, in order: enough to replay it."""
-    head = await asyncio.to_thread(request.app.state.runner.store.max_position)
-    await wait_for_position(head, request)
-    row = await _session(request, db, project, session_id)
+    row = await _settled_session(request, db, project, session_id)
     return {
         "session": q.session_status(row),
         "seed": row["seed"],

@@ -20,7 +20,7 @@ from adapters.http.deps import (
     ReadModels,
     Zone,
     send_command,
-    wait_for_position,
+    wait_for_store_head,
 )
 from adapters.http.twin_jobs import PREFIX, settled_job_row
 from adapters.twin.catalog import digest
@@ -260,8 +260,7 @@ async def qec_history(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ):
     """Every captured QEC point, oldest first (the newest `limit`)."""
-    head = await asyncio.to_thread(request.app.state.runner.store.max_position)
-    await wait_for_position(head, request)
+    await wait_for_store_head(request)
     points = await asyncio.to_thread(q.qec_points, db, project, backend_id, job_id, limit)
     return {"backend_id": backend_id, "job_id": job_id, "points": points, "count": len(points)}
 
@@ -275,8 +274,7 @@ async def qec_summary(
     job_id: str | None = None,
 ):
     """The latest point and the average logical and physical error rates over all."""
-    head = await asyncio.to_thread(request.app.state.runner.store.max_position)
-    await wait_for_position(head, request)
+    await wait_for_store_head(request)
     points = await asyncio.to_thread(q.qec_points, db, project, backend_id, job_id)
     return {
         "backend_id": backend_id,
