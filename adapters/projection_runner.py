@@ -25,6 +25,13 @@ from .relay import EVENT_SUBJECTS, STREAM, ensure_stream
 
 log = logging.getLogger(__name__)
 
+# A DuckDB commit costs about a millisecond of CPU whatever it holds. Under a steady
+# stream of small commands (a QEC loop: one event every few ms) the projector applied
+# them one by one and took more CPU than the command side, on the same cores. So a
+# batch starts at most this often: the first event after a quiet spell is applied at
+# once, the events of a stream wait up to this long and go in together.
+LINGER_SECONDS = 0.025
+
 
 class ProjectionRunner:
     def __init__(
@@ -101,9 +108,14 @@ class ProjectionRunner:
         # Pipelined: the next batch is fetched while DuckDB commits this one (in a thread).
         # Batches are still applied one after another, in stream order.
         applying: asyncio.Task | None = None
+        started = 0.0  # when the last batch was handed to DuckDB
         try:
             while True:
                 msgs = await puller.fetch(self.batch, wait=1.0)
+                linger = LINGER_SECONDS - (time.monotonic() - started)
+                if msgs and len(msgs) < self.batch and linger > 0:
+                    await asyncio.sleep(linger)
+                    msgs += await puller.pending(self.batch - len(msgs))
                 if not msgs:
                     if puller.last_status in (CONFLICT, NO_RESPONDERS):
                         # The consumer (or JetStream) is gone: say so, back off, recreate.
@@ -119,6 +131,7 @@ class ProjectionRunner:
                 envs = [orjson.loads(m.data) for m in msgs if _position(m) > seen]
                 if applying is not None:
                     await applying
+                started = time.monotonic()
                 applying = asyncio.create_task(self._apply_and_ack(envs, msgs))
         finally:
             if applying is not None:

@@ -78,3 +78,12 @@ class Puller:
                 await self._pull({"batch": batch - len(self._msgs), "no_wait": True}, timeout=wait)
         msgs, self._msgs = self._msgs, []
         return msgs
+
+    async def pending(self, batch: int) -> list[Msg]:
+        """Up to `batch` messages pending now, without waiting for more."""
+        self._wanted = batch
+        self.last_status = None
+        if len(self._msgs) < batch:
+            await self._pull({"batch": batch - len(self._msgs), "no_wait": True}, timeout=5.0)
+        msgs, self._msgs = self._msgs, []
+        return msgs

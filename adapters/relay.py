@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 STREAM = "QLEDGER_EVENTS"
 EVENT_SUBJECTS = "qledger.evt.>"
+CHECKPOINT_SECONDS = 1.0
 
 
 def event_subject(project_id: str, event_type: str) -> str:
@@ -81,6 +83,7 @@ class Relay:
         self.wake = asyncio.Event()
         self.position = 0
         self.stalled: str | None = None
+        self._checkpointed = 0.0
 
     def notify(self) -> None:
         self.wake.set()
@@ -115,26 +118,40 @@ class Relay:
                 log.warning("relay cannot read the store: %s; retrying", err)
                 await asyncio.sleep(1.0)
                 continue
-            if not notes:
-                # Woken by commit notices at once; polling catches writers that send none.
+            if notes:
                 try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
-                except TimeoutError:
-                    pass
-                continue
+                    await self._publish(notes)
+                    self.stalled = None
+                except Exception as err:  # noqa: BLE001 - NATS down or slow: resume from the stream
+                    self.stalled = f"publishing after position {self.position} failed: {err}"
+                    log.warning(
+                        "relay publish failed after position %d: %s; retrying", self.position, err
+                    )
+                    await asyncio.sleep(0.5)
+                    try:
+                        self.position = await stream_checkpoint(self.js)
+                    except Exception as again:  # noqa: BLE001 - keep retrying until NATS is back
+                        log.warning("stream not reachable: %s", again)
+                    continue
+                await self._checkpoint_now_and_then()
+                if len(notes) == self.batch:
+                    continue  # more to read at once
+            # Caught up: the next read waits for a commit notice (one read per commit
+            # rather than two), or for the poll, which catches writers that send none.
             try:
-                await self._publish(notes)
-                self.stalled = None
-            except Exception as err:  # noqa: BLE001 - NATS down or slow: resume from the stream
-                self.stalled = f"publishing after position {self.position} failed: {err}"
-                log.warning(
-                    "relay publish failed after position %d: %s; retrying", self.position, err
-                )
-                await asyncio.sleep(0.5)
-                try:
-                    self.position = await stream_checkpoint(self.js)
-                except Exception as again:  # noqa: BLE001 - keep retrying until NATS is back
-                    log.warning("stream not reachable: %s", again)
+                await asyncio.wait_for(self.wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def _checkpoint_now_and_then(self) -> None:
+        """The store's log checkpoints here, not in a command's commit (EventStore.checkpoint)."""
+        if time.monotonic() - self._checkpointed < CHECKPOINT_SECONDS:
+            return
+        self._checkpointed = time.monotonic()
+        try:
+            await asyncio.to_thread(self.store.checkpoint)
+        except Exception as err:  # noqa: BLE001 - the commits' backstop still checkpoints
+            log.warning("store checkpoint failed: %s", err)
 
     async def _publish(self, notes) -> None:
         """Publish a batch to JetStream and wait for every acknowledgement.

@@ -33,6 +33,7 @@ class UnitOfWork:
         self.qec = qec
         self.loaded: dict[uuid.UUID, Aggregate] = {}
         self.staged: list[DomainEvent] = []
+        self.absent: set[uuid.UUID] = set()  # looked up and not found
 
     def get(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
         if aggregate_id in self.loaded:
@@ -40,6 +41,7 @@ class UnitOfWork:
         else:
             loaded = self.store.load(cls, aggregate_id)
             if loaded is None:
+                self.absent.add(aggregate_id)
                 return None
             self.loaded[aggregate_id] = found = loaded
         if not isinstance(found, cls):
@@ -67,8 +69,9 @@ class UnitOfWork:
     def discard(self) -> None:
         """Forget every aggregate this batch touched: their state may be uncommitted (and
         so may a QEC session's live simulation, advanced for a step not stored)."""
-        self.store.forget(self.loaded)
+        self.store.forget([*self.loaded, *self.absent])
         if self.qec is not None:
             self.qec.forget(self.loaded)
         self.loaded.clear()
+        self.absent.clear()
         self.staged.clear()

@@ -63,6 +63,15 @@ class CodeNoise:
         return h
 
     def to_dict(self) -> dict[str, Any]:
+        """As recorded in events. Built once (compared with the session's last noise on
+        every round); treat it as read-only."""
+        d = self.__dict__.get("_dict")
+        if d is None:
+            d = self._as_dict()
+            object.__setattr__(self, "_dict", d)
+        return d
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "gate1": [list(g) for g in self.gate1],
             "measure": list(self.measure),

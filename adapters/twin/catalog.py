@@ -47,13 +47,16 @@ def backends_for(files: dict[str, str]) -> dict[str, Backend]:
     return _LOADED[key]
 
 
+_NO_COMMANDS = ControllerState()
+
+
 def controller_state(controller: TwinBackend | None) -> ControllerState:
     """A backend's controller state, folded from its aggregate's commands. The fold is
     kept on the aggregate instance itself, which a batch that does not commit throws
     away: a cache keyed by version alone could outlive such a batch and hold state for
     a version that was later committed with other content."""
     if controller is None:
-        return ControllerState()
+        return _NO_COMMANDS  # one object: the QEC noise cache is keyed by its identity
     folded: tuple[int, ControllerState] = getattr(controller, "_folded", (0, ControllerState()))
     n, state = folded
     for command_type, payload in controller.commands[n:]:

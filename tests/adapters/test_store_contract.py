@@ -20,7 +20,7 @@ from commands.models import (
 )
 from commands.ports import ConcurrencyConflict
 from commands.processor import process_batch
-from domain.chip import Chip, ChipRegistered
+from domain.chip import Chip, ChipRegistered, chip_key
 from domain.execution import TaskResultRecorded
 from domain.parameters import series_key
 from tests.conftest import ctx, sub
@@ -161,3 +161,50 @@ def test_a_task_result_stored_before_figures_existed_still_loads(store: EventSto
     event = EnvelopeMapper(transcoder=JSONTranscoder()).to_domain_event(row)
     assert isinstance(event, TaskResultRecorded)
     assert (event.task_id, event.figure_path, event.json_figure_path) == ("t1", (), ())
+
+
+def _counting_reads(store: EventStore) -> list[uuid.UUID]:
+    reads: list[uuid.UUID] = []
+    get = store.app.repository.get
+
+    def counted(aggregate_id, **kwargs):
+        reads.append(aggregate_id)
+        return get(aggregate_id, **kwargs)
+
+    store.app.repository.get = counted  # type: ignore[method-assign]
+    return reads
+
+
+def test_an_aggregate_not_found_is_remembered_until_a_batch_creates_it(store: EventStore):
+    # Hot paths look up aggregates that mostly do not exist (a backend nobody sent a
+    # controller command): the store is asked once, not on every command.
+    reads = _counting_reads(store)
+    c1 = chip_key("default", "c1")
+    start = sub(StartExecution(execution_id="e1", chip_id="c1"))  # needs the chip
+    assert [process_batch([start], store)[0].status for _ in range(2)] == ["rejected"] * 2
+    assert reads.count(c1) == 1
+    # A batch that creates it replaces what was remembered.
+    first = process_batch([sub(RegisterChip(chip_id="c1", size=4))], store)[0]
+    again = process_batch([sub(RegisterChip(chip_id="c1", size=4))], store)[0]
+    assert (first.status, again.status, again.code) == ("accepted", "rejected", "chip_exists")
+    assert reads.count(c1) == 1
+
+
+def test_two_nodes_never_both_create_an_aggregate_one_remembered_absent(
+    store: EventStore,
+):
+    other = EventStore(store.location)  # a second command node on the same store
+    try:
+        # This node looks c1 up and remembers it absent; then the other node creates it.
+        start = sub(StartExecution(execution_id="e1", chip_id="c1"))  # needs the chip
+        assert process_batch([start], store)[0].status == "rejected"
+        assert process_batch([sub(RegisterChip(chip_id="c1", size=4))], other)[0].status == (
+            "accepted"
+        )
+        # Creating it here conflicts in the store; the batch is retried with what the
+        # store holds (the remembered absence forgotten) and refused as a duplicate.
+        reply = process_batch([sub(RegisterChip(chip_id="c1", size=9))], store)[0]
+        assert (reply.status, reply.code) == ("rejected", "chip_exists")
+        assert len(store.load(Chip, chip_key("default", "c1")).qubits) == 4
+    finally:
+        other.close()

@@ -67,3 +67,26 @@ def test_a_live_session_behind_another_node_is_rebuilt(tmp_path: Path):
     replayed = QecEngine(CATALOG)._sync(session)
     assert live.rounds == replayed.rounds == 2
     assert (live.frame == replayed.frame).all() and live.frame.any()
+
+
+def test_a_backend_without_controller_commands_gets_its_code_noise_once_a_second(
+    tmp_path: Path, monkeypatch
+):
+    # Found by bench/qec.py: such a backend's controller state was a new object on
+    # every command, so the noise cache (keyed by it) missed and each round spent ~4 ms
+    # recomputing the code's noise.
+    import adapters.twin.qec_engine as engine_module
+
+    computed = []
+    real = engine_module.code_noise
+    monkeypatch.setattr(
+        engine_module, "code_noise", lambda *a, **k: computed.append(1) or real(*a, **k)
+    )
+    store, engine = EventStore(store_location(None, tmp_path)), QecEngine(CATALOG)
+    create = CreateQecSession(session_id="s", backend_id="square_64", code_family="surface",
+                              code_distance=3, seed=7, rounds=50)  # fmt: skip
+    assert process_batch([sub(create)], store, twin=CATALOG, qec=engine)[0].status == "accepted"
+    for r in range(30):
+        step = MeasureQecRounds(session_id="s", round_index=r)
+        assert process_batch([sub(step)], store, twin=CATALOG, qec=engine)[0].status == "accepted"
+    assert len(computed) <= 2  # once a second: the rounds may straddle one boundary

@@ -98,6 +98,8 @@ def test_replay_of_stored_events_equals_live_state(cmds, batch_sizes, keys):
         # A second store with an empty cache rebuilds every aggregate from its events alone.
         cold = EventStore(live.location)
         for aggregate_id, aggregate in live._cache.items():
+            if not isinstance(aggregate, Aggregate):
+                continue  # an absence remembered
             replayed = cold.load(type(aggregate), aggregate_id)
             assert replayed is not None and state(replayed) == state(aggregate)
         stored_ids = {envelope(n)["aggregate_id"] for n in live.notifications_after(0, 100_000)}
