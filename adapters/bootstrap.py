@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import hashlib
 import json
 import logging
@@ -95,6 +96,15 @@ class NatsGateway:
             return Rejected(
                 code="internal_error", message="the command side sent a malformed reply"
             )
+
+
+def freeze_startup_heap() -> None:
+    """What exists once a role is set up (modules, libraries, the app) lives as long as
+    the process, yet every full garbage collection walked all of it: 80-140 ms on this
+    machine, during which no command was decided. Frozen, a full collection walks only
+    what came after (gc.freeze; reference counting still frees those objects)."""
+    gc.collect()
+    gc.freeze()
 
 
 def configure_logging(level: str) -> None:
@@ -315,6 +325,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
                 lifespan="off",
             )
         )
+    freeze_startup_heap()
     try:
         if broker is not None and writer is not None:
             await broker.start()
