@@ -182,14 +182,13 @@ def _defer_checkpoints(app: Application) -> None:
     pool: Any = app.recorder.datastore.pool  # type: ignore[attr-defined]
     make = pool._create_connection
 
-    def tuned():
-        conn = make()
+    def backstop(conn):
         conn._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
         return conn
 
-    pool._create_connection = tuned
+    pool._create_connection = lambda: backstop(make())
     for conn in [*pool._pool, *pool._in_use.values()]:
-        conn._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+        backstop(conn)
 
 
 class EventStore:

@@ -66,24 +66,21 @@ class Puller:
     async def fetch(self, batch: int, *, wait: float = 5.0) -> list[Msg]:
         """Up to `batch` messages: those pending now, or else the next one to arrive
         (waiting at most `wait` seconds; [] if none)."""
-        self._wanted = batch
-        self.last_status = None
+        msgs = await self.pending(batch, timeout=wait)
+        if msgs:
+            return msgs
+        self._wanted = 1
+        await self._pull({"batch": 1, "expires": int(wait * 1e9)}, timeout=wait + 1)
         if not self._msgs:
-            await self._pull({"batch": batch, "no_wait": True}, timeout=wait)
-        if not self._msgs:
-            self._wanted = 1
-            await self._pull({"batch": 1, "expires": int(wait * 1e9)}, timeout=wait + 1)
-            if self._msgs:  # something arrived: take whatever came with it, without waiting
-                self._wanted = batch
-                await self._pull({"batch": batch - len(self._msgs), "no_wait": True}, timeout=wait)
-        msgs, self._msgs = self._msgs, []
-        return msgs
+            return []  # last_status says why, if the server said
+        # Something arrived: take whatever came with it, without waiting.
+        return await self.pending(batch, timeout=wait)
 
-    async def pending(self, batch: int) -> list[Msg]:
+    async def pending(self, batch: int, *, timeout: float = 5.0) -> list[Msg]:
         """Up to `batch` messages pending now, without waiting for more."""
         self._wanted = batch
         self.last_status = None
         if len(self._msgs) < batch:
-            await self._pull({"batch": batch - len(self._msgs), "no_wait": True}, timeout=5.0)
+            await self._pull({"batch": batch - len(self._msgs), "no_wait": True}, timeout)
         msgs, self._msgs = self._msgs, []
         return msgs

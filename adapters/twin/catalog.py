@@ -57,7 +57,7 @@ def controller_state(controller: TwinBackend | None) -> ControllerState:
     a version that was later committed with other content."""
     if controller is None:
         return _NO_COMMANDS  # one object: the QEC noise cache is keyed by its identity
-    folded: tuple[int, ControllerState] = getattr(controller, "_folded", (0, ControllerState()))
+    folded: tuple[int, ControllerState] = getattr(controller, "_folded", (0, _NO_COMMANDS))
     n, state = folded
     for command_type, payload in controller.commands[n:]:
         state = apply_command(state, command_type, payload)

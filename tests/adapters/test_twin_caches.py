@@ -10,7 +10,7 @@ from adapters.eventstore import EventStore, store_location
 from adapters.twin.catalog import TwinCatalog, controller_state
 from adapters.twin.qec_engine import QecEngine
 from commands.processor import process_batch
-from commands.twin import ApplyControllerCommand
+from commands.twin import ApplyControllerCommand, WriteTwinConfig
 from commands.twin_fpga import TakeReadout
 from commands.twin_qec import CreateQecSession, MeasureQecRounds, SubmitQecCorrection
 from domain.twin import TwinBackend, backend_key
@@ -90,3 +90,31 @@ def test_a_backend_without_controller_commands_gets_its_code_noise_once_a_second
         step = MeasureQecRounds(session_id="s", round_index=r)
         assert process_batch([sub(step)], store, twin=CATALOG, qec=engine)[0].status == "accepted"
     assert len(computed) <= 2  # once a second: the rounds may straddle one boundary
+
+
+def test_a_retried_batch_rereads_what_it_found_absent(tmp_path: Path):
+    # A batch that conflicts is retried after forgetting what it touched, including what
+    # it looked up and did not find: here the project's twin config, which another
+    # node wrote meanwhile (removing the backend this node is about to command).
+    url = f"sqlite://{tmp_path / 'events.sqlite'}"
+    node_a, node_b = (EventStore(store_location(url, tmp_path)) for _ in range(2))
+
+    def cryo(mk: float) -> ApplyControllerCommand:
+        return ApplyControllerCommand(
+            backend_id="line_5", command_type="set_cryo", payload={"temperature_mk": mk}
+        )
+
+    # Node A: the config is absent (base files only), the backend at version 1.
+    assert process_batch([sub(cryo(15))], node_a, twin=CATALOG)[0].status == "accepted"
+    # Node B: the backend at version 2, then a config without line_5.
+    assert process_batch([sub(cryo(20))], node_b, twin=CATALOG)[0].status == "accepted"
+    backends = CATALOG.base_files()["backends.yaml"]
+    head, rest = backends.split("  line_5:")
+    without = head + "  heavy_hex_27:" + rest.split("  heavy_hex_27:")[1]
+    write = WriteTwinConfig(path="backends.yaml", content=without)
+    assert process_batch([sub(write)], node_b, twin=CATALOG)[0].status == "accepted"
+    # Node A decides on what it holds (version 1, no config), conflicts, and on retry
+    # reads both again: line_5 is gone.
+    reply = process_batch([sub(cryo(30))], node_a, twin=CATALOG)[0]
+    assert (reply.status, reply.code) == ("rejected", "unknown_backend")
+    assert node_a.load(TwinBackend, backend_key("default", "line_5")).version == 2
