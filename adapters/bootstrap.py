@@ -44,6 +44,7 @@ from adapters.security.passwords import Passwords
 from adapters.security.secret_file import jwt_secret
 from adapters.security.tokens import TokenService
 from adapters.twin.catalog import TwinCatalog
+from adapters.twin.checker import CircuitChecker
 from adapters.twin.qec_bus import QecBus
 from adapters.twin.qec_engine import QecEngine
 from adapters.twin.runner import TwinRunner
@@ -250,6 +251,7 @@ def _query_app(
         twin=TwinView(TwinCatalog(settings.twin_config)),
         twin_watch=watch,
         twin_config_read_only=settings.twin_config_read_only,
+        max_body_bytes=settings.max_body_bytes,
     )
     return app
 
@@ -272,7 +274,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
     js = nc.jetstream()
     tasks: list[asyncio.Task] = []
     relay = Relay(store, nc) if "relay" in roles else None
-    writer = broker = read = server = twin_runner = None
+    writer = broker = read = server = twin_runner = checker = None
     warm: asyncio.Task | None = None
     if relay is not None:
         await relay.listen_for_commits()
@@ -290,7 +292,9 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
             await nc.publish(COMMITTED_SUBJECT, b"")
 
         passwords = Passwords()
-        catalog = TwinCatalog(settings.twin_config)
+        catalog = TwinCatalog(settings.twin_config, budget_seconds=settings.twin_job_budget_seconds)
+        checker = CircuitChecker()
+        await checker.start()
         await asyncio.to_thread(ensure_first_admin, settings, store, passwords)
         await committed()  # wakes a relay that started before the first admin was saved
         writer = CommandWriter(
@@ -302,8 +306,14 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
             twin=catalog,
             qec=QecEngine(catalog),
         )
-        twin_runner = TwinRunner(store, writer, catalog)
-        broker = command_broker(nats_url, writer, token_service(settings))
+        twin_runner = TwinRunner(
+            store,
+            writer,
+            catalog,
+            time_limit=settings.twin_job_time_limit_seconds,
+            memory_bytes=settings.twin_worker_memory_mb * 2**20,
+        )
+        broker = command_broker(nats_url, writer, token_service(settings), checker)
         qec_bus = QecBus(nc, writer, token_service(settings))
         writer.on_replies = qec_bus.published
         await qec_bus.start()
@@ -323,6 +333,11 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
                 port=settings.http_port,
                 log_level=settings.log_level.lower(),
                 lifespan="off",
+                # X-Forwarded-For only from the proxies the operator names: uvicorn trusts
+                # 127.0.0.1 by default, which let any local client pick its own address
+                # (and so a fresh login throttle) with each request.
+                proxy_headers=bool(settings.forwarded_allow_ips),
+                forwarded_allow_ips=settings.forwarded_allow_ips or None,
             )
         )
     freeze_startup_heap()
@@ -368,6 +383,8 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(broker.stop(), 5)
             await writer.drain()
+        if checker is not None:
+            await asyncio.to_thread(checker.worker.close)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from faststream.nats import NatsBroker, NatsMessage
 from pydantic import ValidationError
 
+from adapters.body_limits import BodyRefused, check_json
 from adapters.credentials import MissingCredential, read_credential
 from adapters.security.passwords import Passwords
 from adapters.security.tokens import InvalidToken, TokenService
@@ -20,10 +21,12 @@ from commands.handlers import COMMANDS
 from commands.models import Command, RecordTaskResult, Rejected, Reply
 from commands.ports import QecPort, StoreUnavailable, TwinPort
 from commands.processor import Submission, process_batch
+from commands.twin import SubmitJob, TwinConfigError
 from domain.events import CommandContext
 
 from .eventstore import EventStore
 from .figures import FigureStore, KnownFigures
+from .twin.checker import CircuitChecker
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,10 @@ def parse_command(
             message=f"{len(body)} bytes; a command may have at most {MAX_COMMAND_BYTES}",
         )
     try:
+        check_json(body)
+    except BodyRefused as err:
+        return Rejected(code=err.code, message=err.message)
+    try:
         command: Command = model.model_validate_json(body)
     except ValidationError as err:
         problems = "; ".join(
@@ -182,7 +189,24 @@ async def _whole_message(msg: NatsMessage, original=None) -> NatsMessage:
     return msg
 
 
-def command_broker(nats_url: str, writer: CommandWriter, tokens: TokenService) -> NatsBroker:
+async def prepared(submission: Submission, checker: CircuitChecker | None) -> Rejected | None:
+    """Work a command needs before it joins a batch, outside the writer: a job's
+    circuits are sized in the checker's child process."""
+    if checker is None or not isinstance(submission.command, SubmitJob):
+        return None
+    try:
+        await checker.prepare(submission.command)
+    except TwinConfigError as err:
+        return Rejected(code=err.code, message=err.message)
+    return None
+
+
+def command_broker(
+    nats_url: str,
+    writer: CommandWriter,
+    tokens: TokenService,
+    checker: CircuitChecker | None = None,
+) -> NatsBroker:
     # apply_types=False: the handler validates the body itself (pydantic, per subject), so
     # FastStream's per-message dependency injection (a thread hop each time) is skipped.
     broker = NatsBroker(nats_url, log_level=logging.DEBUG, apply_types=False)
@@ -194,7 +218,10 @@ def command_broker(nats_url: str, writer: CommandWriter, tokens: TokenService) -
     )
     async def on_command(msg: NatsMessage) -> bytes:
         parsed = parse_command(msg.raw_message.subject, msg.body, msg.headers or {}, tokens)
-        reply = parsed if isinstance(parsed, Rejected) else await writer.submit(parsed)
+        if isinstance(parsed, Rejected):
+            reply: Reply = parsed
+        else:
+            reply = await prepared(parsed, checker) or await writer.submit(parsed)
         return reply.model_dump_json().encode()
 
     return broker

@@ -40,7 +40,8 @@ import numpy as np
 from bench.harness import pct, start
 from config.twin_files import load_backends, read_dir
 from twin import clifford, density
-from twin.circuits import compile_for, parse
+from twin.circuit_input import read_circuit as parse
+from twin.circuits import compile_for
 from twin.controller import ControllerState, effective_noise
 from twin.noise import NoiseModel
 

@@ -65,7 +65,12 @@ class TwinPort(Protocol):
     ) -> None: ...
 
     def check_job(
-        self, files: dict[str, str], backend_id: str, circuits: list, shots: int
+        self,
+        files: dict[str, str],
+        backend_id: str,
+        circuits: list,
+        shots: int,
+        sizes: list | None = None,
     ) -> None: ...
 
     def backend(self, files: dict[str, str], backend_id: str) -> Any: ...

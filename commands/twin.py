@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from commands.authorization import Caller
 from commands.models import Command, Ident
@@ -58,8 +58,11 @@ class SubmitJob(_TwinCommand):
     job_id: Ident
     backend_id: Ident
     circuits: list[str | dict[str, Any]] = Field(min_length=1, max_length=MAX_CIRCUITS_HARD)
-    shots: int = 1024
+    shots: int = 1024  # checked against the backend's max_shots (invalid_shots)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # The circuits as the checker process sized them (set by the bus adapter, never by
+    # a client: a private attribute is neither parsed nor serialised).
+    _sizes: list | None = PrivateAttr(default=None)
 
 
 class CancelJob(_TwinCommand):
@@ -139,7 +142,11 @@ def handle_controller(cmd: ApplyControllerCommand, ctx: CommandContext, uow: Uni
 def handle_submit(cmd: SubmitJob, ctx: CommandContext, uow: UnitOfWork, _: Caller):
     try:
         _port(uow).check_job(
-            current_files(uow, ctx.project_id), cmd.backend_id, list(cmd.circuits), cmd.shots
+            current_files(uow, ctx.project_id),
+            cmd.backend_id,
+            list(cmd.circuits),
+            cmd.shots,
+            sizes=cmd._sizes,
         )
     except TwinConfigError as err:
         raise _refused(err) from None

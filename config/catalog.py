@@ -82,6 +82,37 @@ class _PolicyFile(_Strict):
     rules: list[_Rule] = []
 
 
+MAX_YAML_NODES = 100_000  # after expanding aliases: a few anchors can stand for billions
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes the document stands for once aliases are expanded (memoised per node, so
+    this walk costs what the text does)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = MAX_YAML_NODES + 1  # a node that contains itself: refused
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(n, memo) for n in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = size = min(size, MAX_YAML_NODES + 1)
+    return size
+
+
+def _where(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    return f"{mark.line + 1}:{mark.column + 1}:" if mark is not None else ""
+
+
+def _problem(err: yaml.YAMLError) -> str:
+    """What is wrong, without the library's excerpt of the document."""
+    problem = getattr(err, "problem", None)
+    context = getattr(err, "context", None)
+    return "; ".join(p for p in (context, problem) if p) or type(err).__name__
+
+
 def _plain(node: yaml.Node) -> Any:
     return yaml.safe_load(yaml.serialize(node)) if node is not None else None
 
@@ -118,12 +149,17 @@ def parse_text(text: str, path: Path | str, model: type[BaseModel]) -> Any:
     """`text` validated by `model`; errors name `path` and the line of the bad node."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            raise ConfigFileError(f"{path}:1: the file is empty")
+        if _expanded_size(root, {}) > MAX_YAML_NODES:
+            raise ConfigFileError(
+                f"{path}: the YAML expands to more than {MAX_YAML_NODES} nodes (aliases)"
+            )
+        plain = _plain(root)
     except yaml.YAMLError as err:
-        raise ConfigFileError(f"{path}: not valid YAML: {err}") from None
-    if root is None:
-        raise ConfigFileError(f"{path}:1: the file is empty")
+        raise ConfigFileError(f"{path}:{_where(err)} not valid YAML: {_problem(err)}") from None
     try:
-        return model.model_validate(_plain(root))
+        return model.model_validate(plain)
     except ValidationError as err:
         lines = []
         for e in err.errors():

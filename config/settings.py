@@ -51,6 +51,26 @@ class Settings(BaseSettings):
     twin_config_read_only: bool = Field(
         False, description="refuse PUT /api/v1/digital-twin/config/content with 501"
     )
+    twin_job_budget_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=24 * 3600,
+        description="a job whose estimated simulation time exceeds this is refused (422)",
+    )
+    twin_job_time_limit_seconds: float = Field(
+        60.0, gt=0, le=24 * 3600, description="a running job is stopped (FAILED) after this"
+    )
+    twin_worker_memory_mb: int = Field(
+        4096, ge=1024, le=1024 * 1024, description="address-space cap of the simulation worker"
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="larger HTTP bodies get 413"
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="proxies whose X-Forwarded-For is trusted (comma-separated IPs or CIDRs;"
+        " '*' for any); none by default",
+    )
     access_token_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_days: int = Field(7, ge=1, le=90)
 

@@ -262,9 +262,8 @@ class TwinJob(Aggregate):
         )  # fmt: skip
 
     def cancel(self, ctx: CommandContext) -> None:
-        if self.status == RUNNING:
-            raise Conflict(f"job '{self.job_id}' is running; only queued jobs can be cancelled",
-                           code="job_running")  # fmt: skip
+        """A queued job never runs; a running one is stopped (the runner kills its
+        simulation when it sees this event) and keeps no result."""
         if self.status in FINISHED:
             raise Conflict(f"job '{self.job_id}' is already {self.status}", code="job_finished")
         self._trigger(JobCancelled, ctx, job_id=self.job_id, backend_id=self.backend_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from adapters.http.deps import ReadModels, generated_id, not_found, send_command
+from adapters.http.deps import Offset, ReadModels, generated_id, not_found, send_command
 from adapters.http.security import AdminUser, auth_of
 from commands.identity import (
     AddMember,
@@ -22,7 +22,7 @@ from projections import identity as q
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
-Skip = Annotated[int, Query(ge=0)]
+Skip = Offset
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 

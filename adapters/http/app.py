@@ -27,6 +27,8 @@ from adapters.http import (
     twin_telemetry,
 )
 from adapters.http import auth as auth_routes
+from adapters.http.limits import BodyLimits
+from domain.figures import MAX_FIGURE_BYTES
 from domain.metrics import MetricCatalog, PolicyRule
 from projections.base import QueryError
 from projections.lineage import ProvenanceGraph
@@ -49,6 +51,7 @@ def create_app(
     twin: Any = None,
     twin_watch: Any = None,
     twin_config_read_only: bool = False,
+    max_body_bytes: int = 1024 * 1024,
 ) -> FastAPI:
     app = FastAPI(
         title="qledger",
@@ -69,6 +72,11 @@ def create_app(
     app.state.twin = twin  # adapters.twin.view.TwinView
     app.state.twin_watch = twin_watch  # adapters.twin.watch.JobWatch
     app.state.twin_config_read_only = twin_config_read_only
+    app.add_middleware(
+        BodyLimits,
+        max_bytes=max_body_bytes,
+        per_path={"/api/figures": MAX_FIGURE_BYTES + 64 * 1024},
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

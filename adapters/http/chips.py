@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from adapters.http.deps import (
     ApiError,
     IdempotencyKey,
+    Offset,
     ProjectId,
     ReadAfter,
     ReadModels,
@@ -111,7 +112,7 @@ def list_qubits(
     project: ProjectId,
     db: ReadModels,
     limit: Annotated[int, Query(ge=1, le=256)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     qids: Annotated[list[str] | None, Query()] = None,
 ):
     _chip_or_404(db, project, chip_id)
@@ -133,7 +134,7 @@ def list_couplings(
     project: ProjectId,
     db: ReadModels,
     limit: Annotated[int, Query(ge=1, le=512)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ):
     _chip_or_404(db, project, chip_id)
     page = q.list_targets(db, project, chip_id, "coupling", limit=limit, offset=offset)

@@ -43,6 +43,10 @@ STATUS_BY_CODE = {
     "idempotency_key_reused": 409,
     "concurrency_conflict": 409,
     "command_too_large": 413,
+    "body_too_large": 413,
+    "invalid_utf8": 422,
+    "nesting_too_deep": 422,
+    "number_out_of_range": 422,
     "invalid_project": 400,
     "invalid_idempotency_key": 400,
     "unknown_command": 400,
@@ -119,6 +123,14 @@ STATUS_BY_CODE = {
             "step_too_large",
             "session_too_large",
             "invalid_schedule",
+            "include_not_allowed",
+            "qasm_too_large",
+            "too_many_clbits",
+            "too_many_gates",
+            "unsupported_instruction",
+            "circuit_too_wide",
+            "circuit_too_complex",
+            "job_too_expensive",
         ),
         422,
     ),  # fmt: skip
@@ -227,8 +239,8 @@ async def wait_for_store_head(request: Request) -> None:
 
 async def read_after(
     request: Request,
-    min_position: Annotated[int | None, Query(ge=0, description="wait until projected")] = None,
-    x_min_position: Annotated[int | None, Header(ge=0)] = None,
+    min_position: Position = None,
+    x_min_position: PositionHeader = None,
 ) -> None:
     """Read-your-writes: wait (bounded) until the read models reached this position."""
     position = max(min_position or 0, x_min_position or 0)
@@ -262,6 +274,15 @@ async def send_command(
         await wait_for_position(reply.position, request)
     return reply
 
+
+# Bounds of every integer a client sends in a query, header or path: beyond them is
+# 422 like any other bad input (unbounded, 2^63 reached DuckDB and SQL as a 500).
+MAX_OFFSET = 1_000_000_000
+MAX_POSITION = 2**62
+MAX_INDEX = 1_000_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+Position = Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="wait until projected")]
+PositionHeader = Annotated[int | None, Header(ge=0, le=MAX_POSITION)]
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from adapters.http.deps import (
     AcceptedResponse,
     IdempotencyKey,
+    Offset,
     ProjectId,
     ReadAfter,
     ReadModels,
@@ -64,7 +65,7 @@ def list_executions(
     project: ProjectId,
     db: ReadModels,
     chip_id: Annotated[str, Query(description="Chip ID to filter executions")],
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ):
     return q.list_executions(db, project, chip_id, skip=skip, limit=limit)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.http.deps import (
+    MAX_INDEX,
     IdempotencyKey,
     ProjectId,
     ReadAfter,
@@ -84,7 +85,7 @@ async def readout(
     request: Request,
     project: TwinProject,
     schedule_id: str | None = None,
-    round_index: Annotated[int | None, Query(ge=0)] = None,
+    round_index: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
 ):
     """Run the stored schedule as a circuit (one shot) and return each qubit's outcome,
     also packed (bit i = qubit i; wider than 32 qubits: a list of 32-bit words). Without

@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adapters.http.deps import (
     ApiError,
     IdempotencyKey,
+    Position,
+    PositionHeader,
     ProjectId,
     ReadAfter,
     ReadModels,
@@ -147,8 +149,8 @@ async def job_result(
     project: ProjectId,
     db: ReadModels,
     wait: Annotated[float, Query(ge=0, le=60, description="long poll: seconds to wait")] = 0,
-    min_position: Annotated[int | None, Query(ge=0, description="wait until projected")] = None,
-    x_min_position: Annotated[int | None, Header(ge=0)] = None,
+    min_position: Position = None,
+    x_min_position: PositionHeader = None,
 ):
     """200 with per-circuit counts; 202 while queued or running; 410 if cancelled.
     With `wait`, answers as soon as the job ends (qledger's addition)."""
@@ -183,7 +185,8 @@ async def attach_metadata(
 async def cancel_job(
     job_id: str, request: Request, project: TwinProject, idempotency_key: IdempotencyKey = None
 ):
-    """Cancel a queued job; a running one answers 409."""
+    """Cancel a queued or running job: a running one has its simulation stopped; it
+    keeps no result (410 on `/result`)."""
     reply = await send_command(request, CancelJob(job_id=job_id), project, idempotency_key)
     return {"job_id": job_id, "status": "CANCELLED", "position": reply.position}
 

@@ -7,9 +7,11 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from adapters.http.deps import (
+    MAX_INDEX,
     ApiError,
     IdempotencyKey,
     ProjectId,
@@ -32,6 +34,8 @@ from projections.base import QueryError
 from twin.qec_code import build
 
 PREFIX = "/api/v1/digital-twin/qec_session/v1"
+RoundIndex = Annotated[int, PathParam(ge=0, le=MAX_INDEX)]
+
 router = APIRouter(prefix=PREFIX, tags=["twin QEC sessions"])
 
 
@@ -103,7 +107,7 @@ async def _settled_session(request: Request, db, project: str, session_id: str) 
 
 @router.get("/{session_id}/round/{round_index}/syndrome")
 async def syndrome(
-    session_id: str, round_index: int, request: Request, project: TwinProject, db: ReadModels
+    session_id: str, round_index: RoundIndex, request: Request, project: TwinProject, db: ReadModels
 ):
     """Measure round `round_index` (the next one) and return its syndrome; a round
     already measured is returned as recorded. Later rounds: 409 with the expected one."""
@@ -141,7 +145,7 @@ async def _recorded_round(request, db, project, session_id, round_index, err) ->
 @router.post("/{session_id}/round/{round_index}/correction")
 async def correction(
     session_id: str,
-    round_index: int,
+    round_index: RoundIndex,
     body: CorrectionRequest,
     request: Request,
     project: TwinProject,
@@ -173,7 +177,7 @@ async def rounds(
     request: Request,
     project: TwinProject,
     db: ReadModels,
-    first_round: Annotated[int, Query(alias="from", ge=0)],
+    first_round: Annotated[int, Query(alias="from", ge=0, le=MAX_INDEX)],
     count: Annotated[int, Query(ge=1, le=MAX_ROUNDS_PER_STEP)] = 100,
     idempotency_key: IdempotencyKey = None,
 ):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from adapters.http.deps import (
+    MAX_INDEX,
     ApiError,
     ProjectId,
     ReadAfter,
@@ -221,7 +222,7 @@ async def qec(
     project: ProjectId,
     db: ReadModels,
     job_id: str | None = None,
-    circuit_index: Annotated[int, Query(ge=0)] = 0,
+    circuit_index: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     code_distance: Annotated[int, Query(ge=2, le=51)] = 3,
 ):
     """A QEC point: the decoder's figures pushed as job metadata (`metric_source=decoder`),

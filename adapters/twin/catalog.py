@@ -13,7 +13,14 @@ from config.catalog import ConfigFileError
 from config.twin_files import TWIN_CONFIG, load_backends, model_for, read_dir
 from domain.twin import TwinBackend
 from twin import engine, fpga
-from twin.circuits import CircuitError, compile_for, parse
+from twin.circuit_input import (
+    DEFAULT_LIMITS,
+    CircuitLimits,
+    CircuitSize,
+    check_circuit,
+    read_circuit,
+)
+from twin.circuits import CircuitError, compile_for
 from twin.controller import (
     ControllerError,
     ControllerState,
@@ -22,6 +29,7 @@ from twin.controller import (
     effective_noise,
 )
 from twin.device import Backend, Device
+from twin.job_cost import job_seconds
 from twin.noise import NoiseModel
 
 
@@ -31,6 +39,8 @@ def digest(files: dict[str, str]) -> str:
         h.update(path.encode() + b"\0" + files[path].encode() + b"\0")
     return h.hexdigest()
 
+
+DEFAULT_BUDGET_SECONDS = 30.0  # Settings.twin_job_budget_seconds
 
 _LOADED: dict[str, dict[str, Backend]] = {}
 
@@ -67,18 +77,32 @@ def controller_state(controller: TwinBackend | None) -> ControllerState:
 
 @lru_cache(maxsize=256)
 def _schedule_program(device: Device, qasm: str):
-    return compile_for(parse(qasm), device, seed=0)
+    return compile_for(read_circuit(qasm), device, seed=0)
 
 
-@lru_cache(maxsize=4096)
-def _width(circuit: str) -> int:
-    return parse(circuit).num_qubits
+def size_circuits(circuits: list, limits: CircuitLimits) -> list[CircuitSize]:
+    """Each circuit screened, parsed and sized; a refusal names the circuit's index."""
+    sizes = []
+    for i, circuit in enumerate(circuits):
+        try:
+            sizes.append(check_circuit(circuit, limits))
+        except CircuitError as err:
+            raise TwinConfigError(err.code, f"circuits[{i}]: {err.message}") from None
+    return sizes
 
 
 class TwinCatalog:
     """commands.ports.TwinPort over config/twin/ (or another directory)."""
 
-    def __init__(self, root=TWIN_CONFIG) -> None:
+    def __init__(
+        self,
+        root=TWIN_CONFIG,
+        *,
+        budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+        circuit_limits: CircuitLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self.budget_seconds = budget_seconds
+        self.circuit_limits = circuit_limits
         self.files = read_dir(root)
         backends_for(self.files)  # a bad shipped file stops the start
 
@@ -110,7 +134,11 @@ class TwinCatalog:
         except ControllerError as err:
             raise TwinConfigError(err.code, err.message) from None
 
-    def check_job(self, files, backend_id, circuits, shots) -> None:
+    def check_job(self, files, backend_id, circuits, shots, sizes=None) -> None:
+        """Counts against the backend's limits, each circuit against its size, and the
+        job's estimated cost against the operator's budget. `sizes`: the circuits as the
+        checker process sized them (adapters/twin/checker.py); without, they are read
+        here, screened first."""
         backend = self.backend(files, backend_id)
         limits = backend.limits
         if shots < 1 or shots > limits.max_shots:
@@ -123,19 +151,26 @@ class TwinCatalog:
                 f"{len(circuits)} circuits; a job may have at most"
                 f" {limits.max_circuits_per_job} (max_circuits_per_job)",
             )
-        for i, circuit in enumerate(circuits):
-            try:
-                width = _width(circuit) if isinstance(circuit, str) else parse(circuit).num_qubits
-            except CircuitError as err:
-                raise TwinConfigError(err.code, f"circuits[{i}]: {err.message}") from None
-            except Exception as err:  # noqa: BLE001 - anything else the parser hits is bad input
-                raise TwinConfigError("invalid_circuit", f"circuits[{i}]: {err}") from None
-            if width > backend.device.num_qubits:
+        if sizes is None:
+            sizes = size_circuits(circuits, self.circuit_limits)
+        for i, size in enumerate(sizes):
+            if size.num_qubits > backend.device.num_qubits:
                 raise TwinConfigError(
                     "too_many_qubits",
-                    f"circuits[{i}] uses {width} qubits; {backend_id} has"
+                    f"circuits[{i}] uses {size.num_qubits} qubits; {backend_id} has"
                     f" {backend.device.num_qubits}",
                 )
+        try:
+            seconds = job_seconds(list(sizes), shots, limits)
+        except CircuitError as err:
+            raise TwinConfigError(err.code, err.message) from None
+        if seconds > self.budget_seconds:
+            raise TwinConfigError(
+                "job_too_expensive",
+                f"the job is estimated at {seconds:.3g} s of simulation; the budget is"
+                f" {self.budget_seconds:g} s a job (QLEDGER_TWIN_JOB_BUDGET_SECONDS):"
+                " use fewer shots, qubits or gates",
+            )
 
     def check_schedule(self, files, backend_id, actions, n_qubits) -> list[dict]:
         backend = self.backend(files, backend_id)

@@ -58,22 +58,34 @@ class QueuedJob:
     seed: int
     at: float  # submission time: the drift phase
     running: bool = False  # started before a restart
+    cancelled: bool = False  # cancelled while it ran
 
 
 class TwinRunner:
-    def __init__(self, store: EventStore, writer: CommandWriter, catalog: TwinCatalog) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        writer: CommandWriter,
+        catalog: TwinCatalog,
+        *,
+        time_limit: float = 60.0,
+        memory_bytes: int | None = None,
+    ) -> None:
         self.store = store
+        self.time_limit = time_limit
         self.writer = writer
         self.catalog = catalog
         self.files: dict[str, dict[str, str]] = {}  # project -> written files
         self.states: dict[tuple[str, str], ControllerState] = {}
         self.queue: deque[QueuedJob] = deque()
+        self.current: QueuedJob | None = None  # the job the worker is running
+        self.turns: dict[str, int] = {}  # project -> when it last had a job run
         self.finished: set[tuple[str, str]] = set()
         self.wake = asyncio.Event()
         self.caught_up = asyncio.Event()
         self.scanned = 0  # store position up to which the log has been read
         self.committed = asyncio.Event()
-        self.worker = SimulationWorker()
+        self.worker = SimulationWorker(memory_bytes=memory_bytes, threads=1)
 
     # -- folding the stream ------------------------------------------------------------
     def state_of(self, project_id: str, backend_id: str) -> ControllerState:
@@ -116,6 +128,14 @@ class TwinRunner:
                     job.running = True
         elif kind in ("twin.JobCompleted", "twin.JobFailed", "twin.JobCancelled"):
             self.finished.add((project, p["job_id"]))
+            current = self.current
+            if current is not None and (current.project_id, current.job_id) == (
+                project,
+                p["job_id"],
+            ):
+                current.cancelled = kind == "twin.JobCancelled"
+                if current.cancelled:
+                    self.worker.stop()
             self.queue = deque(
                 j for j in self.queue if (j.project_id, j.job_id) != (project, p["job_id"])
             )
@@ -168,7 +188,12 @@ class TwinRunner:
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                     continue
-                await self._run_one(self.queue[0])
+                job = self._next_job()
+                self.current = job
+                try:
+                    await self._run_one(job)
+                finally:
+                    self.current = None
         finally:
             follower.cancel()
             await asyncio.to_thread(self.worker.close)
@@ -192,7 +217,7 @@ class TwinRunner:
             self.worker.start()  # again if it died: from this (the loop's) thread
             simulation = asyncio.ensure_future(asyncio.to_thread(
                 self.worker.call, "run_job", backend, job.state, job.circuits, job.shots,
-                job.seed, job.at,
+                job.seed, job.at, timeout=self.time_limit,
             ))  # fmt: skip
         except (TwinConfigError, KeyError) as err:
             simulation = loop.create_future()
@@ -218,6 +243,9 @@ class TwinRunner:
                 return
         try:
             results, run_ms = await simulation
+            if job.cancelled:  # it ended anyway, a moment after its cancel
+                self._drop(job)
+                return
             for r in results:
                 r["seed"] = job.seed
             if len(orjson.dumps(results)) > MAX_RESULT_BYTES:
@@ -229,7 +257,14 @@ class TwinRunner:
             reply = await self._send(
                 CompleteJob(**key, results=results, run_ms=run_ms, start=start)
             )
-        except (CircuitError, TwinConfigError, WorkerError, KeyError) as err:
+        except WorkerError as err:
+            if job.cancelled:  # stopped on purpose: JobCancelled already ended it
+                self._drop(job)
+                return
+            reply = await self._send(
+                FailJob(**key, code=err.code, message=err.message, start=start)
+            )
+        except (CircuitError, TwinConfigError, KeyError) as err:
             code = getattr(err, "code", "unknown_backend")
             message = getattr(err, "message", str(err))
             reply = await self._send(FailJob(**key, code=code, message=message, start=start))
@@ -241,6 +276,15 @@ class TwinRunner:
         if isinstance(reply, Rejected):
             log.warning("job %s outcome refused: %s", job.job_id, reply.message)
         self._drop(job)
+
+    def _next_job(self) -> QueuedJob:
+        """Round robin over projects: the oldest job of the project that waited longest
+        for its turn (a project that floods the queue runs one job per round)."""
+        job = min(enumerate(self.queue), key=lambda e: (self.turns.get(e[1].project_id, -1), e[0]))[
+            1
+        ]
+        self.turns[job.project_id] = max(self.turns.values(), default=0) + 1
+        return job
 
     def _drop(self, job: QueuedJob) -> None:
         self.finished.add((job.project_id, job.job_id))

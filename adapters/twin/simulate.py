@@ -10,7 +10,8 @@ import numpy as np
 import orjson
 
 from twin import engine
-from twin.circuits import Program, compile_for, parse
+from twin.circuit_input import CircuitLimits, CircuitSize, check_circuit, read_circuit
+from twin.circuits import CircuitError, Program, compile_for
 from twin.controller import ControllerState, effective_noise
 from twin.device import Backend, Device
 from twin.noise import NoiseModel
@@ -29,7 +30,7 @@ def compiled(circuit: Any, device: Device) -> Program:
     if key not in _PROGRAMS:
         if len(_PROGRAMS) > 2048:
             _PROGRAMS.clear()
-        _PROGRAMS[key] = compile_for(parse(circuit), device, seed=0)
+        _PROGRAMS[key] = compile_for(read_circuit(circuit), device, seed=0)
     return _PROGRAMS[key]
 
 
@@ -64,3 +65,20 @@ def warm_up() -> None:
     backend = next(iter(load_backends(read_dir()).values()))
     bell = 'OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; creg c[2]; h q[0]; cx q[0],q[1]; measure q -> c;'
     run_job(backend, ControllerState(), [bell], 16, 0, 0.0)
+
+
+def size_circuits(circuits: list[Any], limits: CircuitLimits) -> list[CircuitSize]:
+    """The checker's call: each circuit screened, parsed and sized (a refusal names its
+    index). Runs in a child process with a memory cap, so a parser that misbehaves on
+    hostile text takes down only that child."""
+    sizes = []
+    for i, circuit in enumerate(circuits):
+        try:
+            sizes.append(check_circuit(circuit, limits))
+        except CircuitError as err:
+            raise CircuitError(err.code, f"circuits[{i}]: {err.message}") from None
+    return sizes
+
+
+def warm_up_checker() -> None:
+    check_circuit('OPENQASM 2.0; include "qelib1.inc"; qreg q[1]; creg c[1]; h q[0];')

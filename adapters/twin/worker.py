@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import resource
+import select
 import struct
 import subprocess
 import sys
@@ -44,45 +46,101 @@ class WorkerError(Exception):
         self.kind, self.code, self.message = kind, code, message
 
 
+def _limited(memory_bytes: int | None):
+    """preexec_fn: die with the parent and, if set, cap the child's address space (numpy
+    then raises MemoryError, which the child reports; the parent carries on)."""
+
+    def setup() -> None:
+        die_with_parent()
+        if memory_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+    return setup
+
+
 class SimulationWorker:
-    def __init__(self) -> None:
+    """One child process, one call at a time. A call that outlives its `timeout`, or
+    that `stop()` interrupts, kills the child; the next call starts a fresh one."""
+
+    def __init__(self, *, memory_bytes: int | None = None, threads: int | None = None) -> None:
         self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()  # one call at a time
+        self.memory_bytes = memory_bytes
+        self.threads = threads
+        self.stopped = False  # set by stop(): the running call was interrupted on purpose
 
     def start(self) -> subprocess.Popen:
         """(Re)start the child if needed. Call it from the event loop's thread: the
         kernel's parent-death signal follows the thread that forked, and a pool thread
         may end long before the process does."""
         if self.proc is None or self.proc.poll() is not None:
+            env = None
+            if self.threads:  # BLAS pools reserve address space per thread
+                env = {**os.environ, **dict.fromkeys(_THREAD_VARS, str(self.threads))}
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "adapters.twin.worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                preexec_fn=die_with_parent,
+                preexec_fn=_limited(self.memory_bytes),
+                env=env,
             )
         return self.proc
 
-    def call(self, name: str, *args: Any) -> Any:
+    def call(self, name: str, *args: Any, timeout: float | None = None) -> Any:
         """simulate.<name>(*args) in the worker (blocking: run it in a thread)."""
         with self.lock:
+            self.stopped = False
             proc = self.proc
             if proc is None or proc.poll() is not None:
                 raise WorkerError("crash", "simulation_error", "the worker is not running")
             assert proc.stdin is not None and proc.stdout is not None
             try:
                 _send(proc.stdin, (name, args))
+                ready, _, _ = select.select([proc.stdout], [], [], timeout)
+                if not ready:
+                    proc.kill()
+                    raise WorkerError(
+                        "timeout",
+                        "job_time_limit",
+                        f"stopped after the time limit of {timeout:g} s",
+                    )
                 ok, value = _receive(proc.stdout)
             except (EOFError, BrokenPipeError, OSError) as err:
                 proc.kill()
-                raise WorkerError("crash", "simulation_error", f"the worker died: {err}") from None
+                if self.stopped:
+                    raise WorkerError("stopped", "stopped", "stopped on request") from None
+                raise WorkerError("crash", "simulation_error", _death(proc, err)) from None
         if not ok:
             raise WorkerError(*value)
         return value
+
+    def stop(self) -> None:
+        """Interrupt the running call (from any thread): its caller gets kind "stopped"."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            self.stopped = True
+            proc.kill()
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+
+
+def _death(proc: subprocess.Popen, err: Exception) -> str:
+    try:
+        code = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return f"the worker stopped answering: {err}"
+    if code < 0:
+        return (
+            f"the simulation process died (signal {-code}); a native library may have run"
+            " out of the worker's memory limit"
+        )
+    return f"the simulation process exited with status {code}"
 
 
 def main() -> None:
@@ -99,6 +157,9 @@ def main() -> None:
             return
         try:
             _send(frames_out, (True, getattr(simulate, name)(*args)))
+        except MemoryError:
+            message = "the simulation ran out of the worker's memory limit"
+            _send(frames_out, (False, ("MemoryError", "job_memory_limit", message)))
         except Exception as err:  # noqa: BLE001 - every failure goes back as an answer
             code = getattr(err, "code", "simulation_error")
             message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"

@@ -30,17 +30,22 @@ def test_a_job_runs_once_and_ends_once():
             again()
 
 
-def test_only_a_queued_job_can_be_cancelled():
+def test_a_queued_or_running_job_can_be_cancelled_and_then_never_ends_otherwise():
     job = queued()
     job.cancel(ctx())
     assert job.status == CANCELLED and isinstance(job.collect_events()[-1], JobCancelled)
     running = queued()
     running.start(ctx())
+    running.cancel(ctx())
+    assert running.status == CANCELLED
     with pytest.raises(Conflict) as err:
-        running.cancel(ctx())
-    assert err.value.code == "job_running"
+        running.complete(ctx(), results=(), run_ms=1.0)  # the simulation's late result
+    assert err.value.code == "job_not_running"
     with pytest.raises(Conflict) as err:
         job.start(ctx())
+    assert err.value.code == "job_finished"
+    with pytest.raises(Conflict) as err:
+        job.cancel(ctx())
     assert err.value.code == "job_finished"
 
 

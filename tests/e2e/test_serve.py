@@ -132,8 +132,9 @@ def test_serve_records_over_http_and_nats_and_survives_sigkill(tmp_path: Path, b
     # A stream of commands over NATS, killed with SIGKILL midway.
     n = 300
     children = serve.children()
-    # + query side, relay and the twin's simulation worker: all must go with the parent.
-    assert serve.nats_pid() in children and len(children) == 4
+    # + query side, relay, the twin's simulation worker and its circuit checker: all must
+    # go with the parent.
+    assert serve.nats_pid() in children and len(children) == 5
     acked: dict[int, dict] = {}
 
     async def stream_and_kill():

@@ -19,7 +19,8 @@ from qiskit_aer.noise import ReadoutError
 
 from config.twin_files import load_backends, read_dir
 from twin import engine
-from twin.circuits import Program, compile_for, parse
+from twin.circuit_input import read_circuit as parse
+from twin.circuits import Program, compile_for
 from twin.controller import ControllerState, apply_command, effective_noise
 from twin.noise import NoiseModel
 

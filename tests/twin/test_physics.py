@@ -8,7 +8,8 @@ import pytest
 from config.twin_files import load_backends, read_dir
 from twin import engine
 from twin.channels import average_fidelity, depolarizing_parameter, relaxation
-from twin.circuits import CircuitError, Op, compile_for, parse
+from twin.circuit_input import read_circuit as parse
+from twin.circuits import CircuitError, Op, compile_for
 from twin.controller import (
     ControllerError,
     ControllerState,
