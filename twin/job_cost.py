@@ -14,11 +14,12 @@ from twin.device import SchedulerLimits
 
 BASIS_OPS_PER_GATE = 4  # rz/sx/x/cx after mapping and routing (measured 2.6-3.5)
 TRANSPILE_S_PER_GATE = 1e-4  # 100 qubits, 1,500 gates: 0.10 s
-DENSITY_S_PER_ENTRY = 1.5e-9  # per basis op and entry of the 4^w density matrix
+DENSITY_S_PER_ENTRY = 2e-9  # per basis op and entry of the 4^w density matrix (measured 1.2e-9)
 DENSITY_S_PER_OP = 5e-5  # the fixed part of each superoperator
 TRAJECTORY_S_PER_AMPLITUDE = 3e-8  # per basis op, trajectory and amplitude (noise included)
 STIM_S_PER_OP_SHOT = 2e-9
 SAMPLE_S_PER_SHOT = 2e-7
+CIRCUIT_S = 0.03  # parsing, transpiler set-up, result: what even a one-gate circuit costs
 
 
 def engine_for_size(size: CircuitSize, limits: SchedulerLimits) -> str:
@@ -48,7 +49,7 @@ def circuit_seconds(size: CircuitSize, shots: int, limits: SchedulerLimits) -> f
         run = ops * shots * STIM_S_PER_OP_SHOT
     else:
         run = ops * min(limits.trajectories, shots) * 2**w * TRAJECTORY_S_PER_AMPLITUDE
-    return TRANSPILE_S_PER_GATE * size.gates + run + SAMPLE_S_PER_SHOT * shots
+    return CIRCUIT_S + TRANSPILE_S_PER_GATE * size.gates + run + SAMPLE_S_PER_SHOT * shots
 
 
 def job_seconds(sizes: list[CircuitSize], shots: int, limits: SchedulerLimits) -> float:

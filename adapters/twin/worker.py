@@ -68,6 +68,7 @@ class SimulationWorker:
         self.memory_bytes = memory_bytes
         self.threads = threads
         self.stopped = False  # set by stop(): the running call was interrupted on purpose
+        self.busy = False  # a call is waiting on the child
 
     def start(self) -> subprocess.Popen:
         """(Re)start the child if needed. Call it from the event loop's thread: the
@@ -90,34 +91,42 @@ class SimulationWorker:
         """simulate.<name>(*args) in the worker (blocking: run it in a thread)."""
         with self.lock:
             self.stopped = False
-            proc = self.proc
-            if proc is None or proc.poll() is not None:
-                raise WorkerError("crash", "simulation_error", "the worker is not running")
-            assert proc.stdin is not None and proc.stdout is not None
+            self.busy = True
             try:
-                _send(proc.stdin, (name, args))
-                ready, _, _ = select.select([proc.stdout], [], [], timeout)
-                if not ready:
-                    proc.kill()
-                    raise WorkerError(
-                        "timeout",
-                        "job_time_limit",
-                        f"stopped after the time limit of {timeout:g} s",
-                    )
-                ok, value = _receive(proc.stdout)
-            except (EOFError, BrokenPipeError, OSError) as err:
-                proc.kill()
-                if self.stopped:
-                    raise WorkerError("stopped", "stopped", "stopped on request") from None
-                raise WorkerError("crash", "simulation_error", _death(proc, err)) from None
+                return self._call(name, args, timeout)
+            finally:
+                self.busy = False
+
+    def _call(self, name: str, args: tuple, timeout: float | None) -> Any:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            raise WorkerError("crash", "simulation_error", "the worker is not running")
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            _send(proc.stdin, (name, args))
+            ready, _, _ = select.select([proc.stdout], [], [], timeout)
+            if not ready:
+                _end(proc)
+                raise WorkerError(
+                    "timeout",
+                    "job_time_limit",
+                    f"stopped after the time limit of {timeout:g} s",
+                )
+            ok, value = _receive(proc.stdout)
+        except (EOFError, BrokenPipeError, OSError) as err:
+            if self.stopped:
+                _end(proc)
+                raise WorkerError("stopped", "stopped", "stopped on request") from None
+            raise WorkerError("crash", "simulation_error", _death(proc, err)) from None
         if not ok:
             raise WorkerError(*value)
         return value
 
     def stop(self) -> None:
-        """Interrupt the running call (from any thread): its caller gets kind "stopped"."""
+        """Interrupt the running call (from any thread): its caller gets kind "stopped".
+        Between calls it does nothing: the next call must not meet a dying child."""
         proc = self.proc
-        if proc is not None and proc.poll() is None:
+        if self.busy and proc is not None and proc.poll() is None:
             self.stopped = True
             proc.kill()
 
@@ -130,10 +139,18 @@ class SimulationWorker:
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
 
 
+def _end(proc: subprocess.Popen) -> None:
+    """Kill and reap: until it is reaped, poll() says it runs, and start() would hand
+    the next call to a dying process."""
+    proc.kill()
+    proc.wait()
+
+
 def _death(proc: subprocess.Popen, err: Exception) -> str:
     try:
         code = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
+        _end(proc)
         return f"the worker stopped answering: {err}"
     if code < 0:
         return (

@@ -24,7 +24,15 @@ class Serve:
     logs: list[Path] = []  # of the current test, shown if it fails (tests/e2e/conftest.py)
     started: list[Serve] = []  # stopped at the end of the run if a test did not
 
-    def __init__(self, data_dir: Path, store_url: str | None, *, keep_nats_url: bool = False):
+    def __init__(
+        self,
+        data_dir: Path,
+        store_url: str | None,
+        *,
+        keep_nats_url: bool = False,
+        env: dict[str, str] | None = None,
+    ):
+        self.extra_env = env or {}
         self.data_dir = data_dir
         self.store_url = store_url
         self.keep_nats_url = keep_nats_url
@@ -48,6 +56,7 @@ class Serve:
             "QLEDGER_LOG_LEVEL": os.environ.get("QLEDGER_TEST_LOG_LEVEL", "warning"),
             "QLEDGER_ADMIN_USERNAME": ADMIN,
             "QLEDGER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            **self.extra_env,
         }
         if not self.keep_nats_url:
             env.pop("QLEDGER_NATS_URL", None)
@@ -101,10 +110,10 @@ class Serve:
         return httpx.get(self.base + "/api/health", timeout=5).json()
 
 
-def running(data_dir: Path) -> Iterator[Serve]:
+def running(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Serve]:
     """A server for a test module (`yield from` it in a fixture). It is stopped with
     SIGTERM, which must end it cleanly."""
-    serve = Serve(data_dir, None).start()
+    serve = Serve(data_dir, None, env=env).start()
     yield serve
     serve.proc.send_signal(signal.SIGTERM)
     assert serve.proc.wait(timeout=30) == 0
