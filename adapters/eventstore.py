@@ -7,6 +7,7 @@ a renamed module never breaks old rows.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
 from collections import OrderedDict
@@ -163,12 +164,20 @@ def store_location(url: str | None, data_dir: Path) -> StoreLocation:
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_LOCK_TIMEOUT": "10",
         "APPLICATION_RECORDER_TOPIC": "adapters.pg_recorder:BinaryBatchRecorder",
+        # The library's database-function insert path skips the table lock that makes
+        # notification ids commit in order (EventStore.refresh_cache relies on it); set
+        # here so a stray POSTGRES_ENABLE_DB_FUNCTIONS in the environment can't turn it on.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
     }
     safe = f"postgresql://{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}/{env['POSTGRES_DBNAME']}"
     return StoreLocation(env, safe, True)
 
 
 _ABSENT = object()  # in the aggregate cache: "looked up, not in the store"
+
+# Rows one cache refresh reads at most. Past this (a node idle while others wrote a lot),
+# emptying the cache costs less than reading them all, and it refills by itself.
+REFRESH_MAX_ROWS = 10_000
 
 # SQLite checkpoints its write-ahead log inside whichever commit takes it past 1,000 pages
 # (4 MB): every ~200th small command paid 5-7 ms for it (copying pages, two fsyncs). The
@@ -208,6 +217,13 @@ class EventStore:
         self._cache: OrderedDict[uuid.UUID, Aggregate | object] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # The store position up to which the cache is known to be current: every row at or
+        # below it is either in a cached aggregate's version or about an uncached one.
+        # The cache is empty now, so anything stored so far qualifies.
+        try:
+            self._seen = self.max_position()
+        except PersistenceError as err:
+            raise StoreUnavailable(f"cannot read {location.description}: {err}") from err
 
     # -- write side ---------------------------------------------------------------
     def load(self, cls: type[A], aggregate_id: uuid.UUID) -> A | None:
@@ -243,7 +259,86 @@ class EventStore:
             raise ConcurrencyConflict(str(err)) from err
         except PersistenceError as err:
             raise StoreUnavailable(str(err)) from err
-        return [r.notification.id for r in recordings]
+        positions = [r.notification.id for r in recordings]
+        with self._lock:
+            # Our rows right after `_seen` leave no room for another writer's in between:
+            # the next refresh need not read them. Otherwise (another node committed first,
+            # or PostgreSQL skipped ids of a rolled-back insert) it reads from `_seen`, and
+            # finds our own rows current in the cache.
+            # (Positions strictly increase, so the first and the last pin the rest.)
+            if (
+                positions
+                and positions[0] == self._seen + 1
+                and positions[-1] == self._seen + len(positions)
+            ):
+                self._seen = positions[-1]
+        return positions
+
+    def refresh_cache(self) -> None:
+        """Drop cached aggregates that another writer (another command node on this store)
+        changed since this node last looked; called before each batch.
+
+        One indexed range query on the position: when nothing changed, one round trip
+        that returns no rows. Reading by position is safe because positions become
+        visible in order, so a row at or below `_seen` can never appear later. SQLite
+        has one writer at a time, and gives each row max(rowid) + 1 under its write lock.
+        PostgreSQL's application recorder takes LOCK TABLE … IN EXCLUSIVE MODE before its
+        INSERT (eventsourcing's PostgresApplicationRecorder._insert_stored_events, which
+        BinaryBatchRecorder keeps: it changes only the statement), so notification ids are
+        drawn and committed one transaction at a time; ids of a rolled-back insert stay gaps.
+
+        Runs on the writer thread, like the batch's loads: a load racing a refresh could
+        cache a state from before a row the refresh has already passed."""
+        seen = self._seen
+        try:
+            rows = self._changes_after(seen, REFRESH_MAX_ROWS + 1)
+            if not rows:
+                return
+            latest = self.max_position() if len(rows) > REFRESH_MAX_ROWS else rows[-1][0]
+        except (PersistenceError, sqlite3.Error) as err:
+            raise StoreUnavailable(str(err)) from err
+        with self._lock:
+            if len(rows) > REFRESH_MAX_ROWS:
+                self._cache.clear()  # loads from here on read at least up to `latest`
+            else:
+                cache = self._cache
+                for _position, aggregate_id, version in rows:
+                    cached = cache.get(aggregate_id)
+                    # A newer cached version is this node's own commit (or a load that
+                    # already read the row): still current.
+                    if cached is not None and (
+                        cached is _ABSENT or cached.version < version  # type: ignore[attr-defined]
+                    ):
+                        del cache[aggregate_id]
+            self._seen = max(self._seen, latest)
+
+    def _changes_after(self, position: int, limit: int) -> list[tuple[int, uuid.UUID, int]]:
+        """(position, aggregate id, aggregate version) of the rows after `position`."""
+        recorder: Any = self.app.recorder
+        if self.location.is_postgres:
+            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+                # An autocommit connection: one statement, one round trip, no BEGIN.
+                cursor.execute(
+                    self._pg_sql(
+                        "SELECT notification_id, originator_id, originator_version"
+                        " FROM {table} WHERE notification_id > %s"
+                        " ORDER BY notification_id LIMIT %s"
+                    ),
+                    (position, limit),
+                    prepare=True,
+                )
+                return [
+                    (r["notification_id"], r["originator_id"], r["originator_version"])
+                    for r in cursor.fetchall()
+                ]
+        with recorder.datastore.get_connection(commit=False) as conn:
+            # One statement outside BEGIN…ROLLBACK: it is its own read transaction.
+            rows = conn._sqlite_conn.execute(
+                f"SELECT rowid, originator_id, originator_version FROM"
+                f" {recorder.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (position, limit),
+            ).fetchall()
+        return [(r[0], uuid.UUID(r[1]), r[2]) for r in rows]
 
     def remember(self, aggregates: Iterable[Aggregate]) -> None:
         with self._lock:

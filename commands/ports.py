@@ -38,6 +38,10 @@ class EventStorePort(Protocol):
     def remember(self, aggregates: Iterable[Aggregate]) -> None:
         """Keep committed aggregates for the next batch."""
 
+    def refresh_cache(self) -> None:
+        """Drop cached aggregates that another writer changed since this one last looked
+        (before each batch: another command node may share the store)."""
+
 
 class PasswordHasherPort(Protocol):
     """A slow, salted password hash (argon2id in adapters/)."""

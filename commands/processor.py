@@ -86,6 +86,9 @@ def process_batch(
     twin: TwinPort | None = None,
     qec: QecPort | None = None,
 ) -> list[Reply]:
+    # Aggregates a batch only reads (the caller's User, ApiKey, Project) are never checked
+    # at commit: without this, another node's logout or key revocation would go unseen.
+    store.refresh_cache()
     for attempt in range(MAX_ATTEMPTS):
         uow = UnitOfWork(store, passwords, figures, twin, qec)
         try:
