@@ -21,6 +21,7 @@ from commands.models import (
     StartExecution,
     TaskResultIn,
 )
+from commands.refresh import REFRESH_HANDLERS
 from commands.twin import TWIN_HANDLERS
 from commands.twin_fpga import FPGA_HANDLERS
 from commands.twin_qec import QEC_HANDLERS
@@ -206,6 +207,7 @@ HANDLERS: dict[type[Command], Handler] = {
     FailExecution: handle_finish_execution,  # type: ignore[dict-item]
     CancelExecution: handle_finish_execution,  # type: ignore[dict-item]
     **IDENTITY_HANDLERS,  # type: ignore[dict-item]
+    **REFRESH_HANDLERS,  # type: ignore[dict-item]
     **TWIN_HANDLERS,  # type: ignore[dict-item]
     **QEC_HANDLERS,  # type: ignore[dict-item]
     **FPGA_HANDLERS,  # type: ignore[dict-item]

@@ -1,21 +1,22 @@
 """The `auth` group of the calibration reference and the twin gateway's login/refresh.
 
 Logins are answered by the query side (a password check needs no event); everything that
-changes an account is a command on the bus, sent with the caller's own credential.
+changes an account is a command on the bus, sent with the caller's own credential. So is
+a refresh: spending a refresh token must be seen by every query node (commands/refresh.py).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from adapters.http.deps import ReadModels, not_found, send_command
+from adapters.http.deps import ApiError, ReadModels, not_found, send_command
 from adapters.http.security import AdminUser, CurrentPrincipal, CurrentUser, auth_of
-from adapters.security.tokens import InvalidToken
+from adapters.security.tokens import InvalidToken, RefreshClaims, new_token_id
 from commands.identity import (
     MAX_PASSWORD_LENGTH,
     ChangePassword,
@@ -23,8 +24,11 @@ from commands.identity import (
     RegisterUser,
     ResetPassword,
 )
+from commands.models import Accepted
+from commands.refresh import RotateRefreshToken
 from domain.access import Unauthenticated, authenticate
 from domain.errors import DomainError
+from domain.refresh import REUSE_MESSAGE, RefreshFamilyRevoked, RefreshTokenRotated
 from projections import identity as q
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -195,12 +199,32 @@ async def reset_password(
 
 # --- the twin gateway -----------------------------------------------------------------
 
+# The bus takes access tokens only, and a refresh request carries none: the exchange is
+# sent with one minted for the refresh token's owner (at the refresh token's epoch, so
+# the command side re-checks it against the write model), living just long enough for
+# one command (the gateway waits 30 s for a reply).
+EXCHANGE_CREDENTIAL_TTL = timedelta(minutes=2)
+# No reply or no store: the outcome is unknown, and sending the same exchange again is
+# safe (the aggregate knows it by `next_jti`). One more attempt, then the client's error.
+_RESEND = frozenset({"command_timeout", "bus_unavailable", "store_unavailable", "concurrency_conflict"})  # fmt: skip
+EXCHANGE_ATTEMPTS = 2
 
-def _pair(request: Request, user: q.UserRow) -> TokenPair:
+
+def _pair(
+    request: Request,
+    user: q.UserRow,
+    *,
+    family: str | None = None,
+    refresh_jti: str | None = None,
+) -> TokenPair:
+    """A sign-in's pair starts a refresh-token family (family=None); a refresh continues
+    its family with the token id the command side recorded as the family's current one."""
     tokens = auth_of(request).tokens
     return TokenPair(
         access_token=tokens.issue(user.username, user.token_epoch),
-        refresh_token=tokens.issue(user.username, user.token_epoch, kind="refresh"),
+        refresh_token=tokens.issue(
+            user.username, user.token_epoch, kind="refresh", family=family, jti=refresh_jti
+        ),
         token_type="Bearer",
         expires_in=int(tokens.access_ttl.total_seconds()),
     )
@@ -212,18 +236,73 @@ async def gateway_login(body: GatewayLogin, request: Request):
     return _pair(request, await _check_password(request, body.email, body.password))
 
 
+def _refused(code: str, message: str) -> HTTPException:
+    return HTTPException(401, {"code": code, "message": message})
+
+
 @gateway.post("/refresh", response_model=TokenPair)
 async def gateway_refresh(body: RefreshRequest, request: Request):
     """A new pair for a refresh token that is still valid (not expired, not issued
-    before the last logout or password change, account active)."""
+    before the last logout or password change, account active) and not spent: each
+    refresh token works once. Presenting a spent one revokes its whole family (every
+    refresh token descended from the same sign-in): 401 `refresh_token_reused`, then
+    `refresh_token_revoked` for the family's other tokens. Access tokens already issued
+    stay valid until they expire (domain/refresh.py says why)."""
     auth = auth_of(request)
     try:
-        credential = auth.tokens.verify(body.refresh_token, kind="refresh")
-        user = (await auth.directory()).users.get(credential.username)
-        authenticate(credential, user=user, now=datetime.now(UTC))
+        claims = auth.tokens.verify_refresh(body.refresh_token)
+        user = (await auth.directory()).users.get(claims.credential.username)
+        authenticate(claims.credential, user=user, now=datetime.now(UTC))
     except (InvalidToken, Unauthenticated, DomainError):
-        raise HTTPException(
-            401, {"code": "unauthenticated", "message": "invalid or expired refresh token"}
-        ) from None
+        raise _refused("unauthenticated", "invalid or expired refresh token") from None
     assert user is not None
-    return _pair(request, user)
+    next_jti = new_token_id()  # the new refresh token's id; names this exchange on retries
+    await _spend(request, claims, next_jti)
+    return _pair(request, user, family=claims.family, refresh_jti=next_jti)
+
+
+async def _spend(request: Request, claims: RefreshClaims, next_jti: str) -> None:
+    """Returns once the command side has recorded `claims.jti` spent for `next_jti`;
+    raises a 401 if the token was spent before or its family is revoked.
+
+    No Idempotency-Key is sent: a replay by key answers without the event, which is the
+    only way to tell a rotation from a revocation. Retries are recognised by `next_jti`
+    instead (commands/refresh.py). A client's own Idempotency-Key is ignored for the same
+    reason: a repeated refresh is exactly what must not be answered twice."""
+    credential = claims.credential
+    bearer = auth_of(request).tokens.issue(
+        credential.username, credential.token_epoch, ttl=EXCHANGE_CREDENTIAL_TTL
+    )
+    as_owner = _with_bearer(request, bearer)
+    command = RotateRefreshToken(family=claims.family, jti=claims.jti, next_jti=next_jti)
+    reply: Accepted | None = None
+    for attempt in range(1, EXCHANGE_ATTEMPTS + 1):
+        try:
+            reply = await send_command(as_owner, command, None, None)
+            break
+        except ApiError as err:
+            detail = cast(dict[str, str], err.detail)
+            code = detail["code"]
+            if code in _RESEND and attempt < EXCHANGE_ATTEMPTS:
+                continue
+            if code == "refresh_already_rotated" and attempt > 1:
+                return  # the earlier attempt was accepted; only its reply was lost
+            if err.status_code == 401:  # unauthenticated, refresh_token_reused / _revoked
+                raise _refused(code, detail["message"]) from None
+            raise
+    outcome = (reply.event or {}).get("type") if reply is not None else None
+    if outcome == RefreshTokenRotated.TYPE:
+        return
+    if outcome == RefreshFamilyRevoked.TYPE:
+        raise _refused("refresh_token_reused", REUSE_MESSAGE)
+    # An Accepted without its event is a replay by Idempotency-Key, which is never sent.
+    raise ApiError(500, "internal_error", "the refresh was decided, but its outcome is unknown")
+
+
+def _with_bearer(request: Request, bearer: str) -> Request:
+    """The request as send_command sees it, with `bearer` as its only credential (what
+    the client sent, if anything, is not this exchange's credential)."""
+    dropped = (b"authorization", b"x-api-key", b"idempotency-key")
+    headers = [(k, v) for k, v in request.scope["headers"] if k.lower() not in dropped]
+    headers.append((b"authorization", b"Bearer " + bearer.encode("ascii")))
+    return Request({**request.scope, "headers": headers}, request.receive)

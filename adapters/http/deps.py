@@ -77,6 +77,9 @@ STATUS_BY_CODE = {
     "api_key_exists": 409,
     "api_key_revoked": 409,
     "already_bootstrapped": 409,
+    "refresh_token_reused": 401,
+    "refresh_token_revoked": 401,
+    "refresh_already_rotated": 409,
     # the digital twin
     "unknown_backend": 404,
     "job_not_found": 404,
