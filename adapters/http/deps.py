@@ -224,6 +224,17 @@ ReadModels = Annotated[ReadStore, Depends(read_models)]
 async def wait_for_position(position: int, request: Request) -> None:
     runner: Waiter = request.app.state.runner
     timeout: float = request.app.state.read_wait_seconds
+    if getattr(runner, "position", 0) < position:
+        # A position the store has not reached is no reply's: waiting for it would hold
+        # the request (and a slot of this node) for the whole timeout, then say 503.
+        head = await asyncio.to_thread(request.app.state.runner.store.max_position)
+        if position > head:
+            raise ApiError(
+                422,
+                "position_not_in_store",
+                f"position {position} is beyond the store's last ({head}); use a position"
+                " from a command's reply",
+            )
     if not await runner.wait_for(position, timeout):
         reason = f" ({runner.stalled})" if runner.stalled else ""
         raise ApiError(
