@@ -47,7 +47,7 @@ def _name(path: str) -> str:
     name = path.removeprefix(FIGURE_URL)
     if not FIGURE_NAME.match(name):
         raise ApiError(
-            400,
+            422,  # bad input, like every other: the error model's "invalid" kind
             "invalid_figure_path",
             f"'{path[:200]}' is not a figure path; use the figure_path values of a task"
             " result (server file paths are not accepted)",

@@ -111,7 +111,7 @@ def test_bad_uploads_and_downloads_get_coded_errors(api: httpx.Client):
     r = api.post(download, json={"paths": []})
     assert (r.status_code, r.json()["code"]) == (400, "no_paths")
     r = api.post(download, json={"paths": ["/etc/passwd"]})
-    assert (r.status_code, r.json()["code"]) == (400, "invalid_figure_path")
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_figure_path")
     # Uploaded but named by no task result: not downloadable yet.
     stray = upload(api, PNG + b"stray", "image/png").json()
     r = api.post(download, json={"paths": [stray["path"]]})

@@ -163,6 +163,16 @@ CASES: list[tuple[str, str, str, dict, int, str]] = [
      {"params": {"path": "/etc/passwd"}}, 404, "config_file_not_found"),
     ("a figure name with a traversal", "GET", "/api/figures/..%2F..%2Fjwt.secret", {}, 404,
      "not_found"),
+    ("a figure name that is a file of the data dir", "GET", "/api/figures/jwt.secret", {}, 422,
+     "invalid_figure_path"),
+    ("a figure path with a traversal", "GET", "/api/executions/figure",
+     {"params": {"path": "../../jwt.secret"}}, 422, "invalid_figure_path"),
+    ("an absolute figure path", "GET", "/api/executions/figure",
+     {"params": {"path": "/etc/passwd"}}, 422, "invalid_figure_path"),
+    ("figure downloads with traversals", "POST", "/api/task-results/figures/download",
+     {"json": {"paths": ["../../jwt.secret", "/etc/passwd"]}}, 422, "invalid_figure_path"),
+    ("min_position beyond the store", "GET", "/api/chips/h1",
+     {"params": {"min_position": 10**12}}, 422, "position_not_in_store"),
     # -- headers ---------------------------------------------------------------------
     ("an Idempotency-Key of 1,000 characters", "POST", "/api/chips",
      {"json": {"chip_id": "k1", "size": 16}, "headers": {"Idempotency-Key": "k" * 1000}},
@@ -200,6 +210,33 @@ def send(api: httpx.Client, case) -> httpx.Response:
 
 def test_the_table_is_long_enough_to_mean_something():
     assert len(CASES) >= 40
+
+
+def test_every_integer_parameter_of_the_api_is_bounded(served, api):
+    """Every integer in a query, header or path of the OpenAPI document, sent 2^63 and
+    -1: a 422, never a 500 from a database that cannot hold the number."""
+    spec = api.get("/openapi.json").json()
+    tried = 0
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for param in operation.get("parameters", []):
+                schema = param.get("schema", {})
+                kinds = [schema.get("type"), *(a.get("type") for a in schema.get("anyOf", []))]
+                if "integer" not in kinds:
+                    continue
+                for value in (str(BIG), "-1"):
+                    url = path
+                    for other in operation.get("parameters", []):
+                        if other["in"] == "path":
+                            filler = value if other is param else "x"
+                            url = url.replace("{" + other["name"] + "}", filler)
+                    where = {"query": "params", "header": "headers"}.get(param["in"])
+                    kwargs = {where: {param["name"]: value}} if where else {}
+                    r = api.request(method.upper(), url, **kwargs)
+                    said = f"{method.upper()} {url} {param['name']}={value}: {r.text[:200]}"
+                    assert r.status_code == 422 and r.json()["code"] == "invalid_request", said
+                    tried += 1
+    assert tried >= 100
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
