@@ -188,6 +188,7 @@ class TwinRunner:
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                     continue
+                await self._ensure_worker()
                 job = self._next_job()
                 self.current = job
                 try:
@@ -276,6 +277,18 @@ class TwinRunner:
         if isinstance(reply, Rejected):
             log.warning("job %s outcome refused: %s", job.job_id, reply.message)
         self._drop(job)
+
+    async def _ensure_worker(self) -> None:
+        """A worker killed by a limit or a cancel is restarted and warmed up between
+        jobs: no job's time limit pays for the restart (importing numpy and qiskit)."""
+        proc = self.worker.proc
+        if proc is not None and proc.poll() is None:
+            return
+        self.worker.start()  # from the loop's thread (its parent-death signal)
+        try:
+            await asyncio.to_thread(self.worker.call, "warm_up")
+        except WorkerError as err:
+            log.error("the simulation worker failed to start: %s", err.message)
 
     def _next_job(self) -> QueuedJob:
         """Round robin over projects: the oldest job of the project that waited longest
