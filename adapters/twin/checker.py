@@ -33,10 +33,20 @@ class CircuitChecker:
         # One caller waits on the child at a time, here, not in a pool thread: threads
         # blocked on the worker's lock would starve every other to_thread call.
         self.lock = asyncio.Lock()
+        self._warming: asyncio.Task | None = None
 
     async def start(self) -> None:
+        """Spawn the child now and warm it up meanwhile (imports take seconds): the
+        first job waits for it on the lock, nothing else does."""
         self.worker.start()
-        await asyncio.to_thread(self.worker.call, "warm_up_checker")
+        self._warming = asyncio.create_task(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        async with self.lock:
+            try:
+                await asyncio.to_thread(self.worker.call, "warm_up_checker")
+            except WorkerError as err:
+                log.error("the circuit checker failed to start: %s", err.message)
 
     async def prepare(self, command: SubmitJob) -> None:
         """Attach the circuits' sizes to the command, or raise TwinConfigError."""
