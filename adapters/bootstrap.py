@@ -10,7 +10,6 @@ import contextlib
 import fcntl
 import gc
 import hashlib
-import json
 import logging
 import os
 import secrets
@@ -27,15 +26,13 @@ from typing import Any
 import duckdb
 import nats
 import uvicorn
-from nats.errors import Error as NatsError
-from nats.errors import MaxPayloadError, NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
-from adapters.commandbus import CMD_PREFIX, COMMITTED_SUBJECT, CommandWriter, command_broker
+from adapters.commandbus import COMMITTED_SUBJECT, CommandWriter, command_broker
 from adapters.eventstore import EventStore, store_location
 from adapters.figures import FigureStore
 from adapters.http.app import create_app
 from adapters.http.security import Auth
+from adapters.natsgateway import NatsGateway
 from adapters.natsserver import EmbeddedNats, die_with_parent
 from adapters.projection_runner import ProjectionRunner
 from adapters.readstore import ReadStore
@@ -51,7 +48,7 @@ from adapters.twin.runner import TwinRunner
 from adapters.twin.view import TwinView
 from adapters.twin.watch import JobWatch
 from commands.identity import BootstrapSystem
-from commands.models import Accepted, Command, Rejected, Reply
+from commands.models import Rejected
 from commands.ports import StoreUnavailable
 from commands.processor import Submission, process_batch
 from config.catalog import ConfigFileError, load_metrics, load_policy
@@ -63,40 +60,6 @@ from domain.projects import Project, project_key
 from projections.registry import all_projectors
 
 log = logging.getLogger("qledger")
-
-
-class NatsGateway:
-    """Sends a command as a NATS request, exactly as any bus client would."""
-
-    def __init__(self, nc: nats.NATS, timeout: float = 30.0) -> None:
-        self.nc = nc
-        self.timeout = timeout
-
-    async def send(self, command: Command, headers: dict[str, str]) -> Reply:
-        subject = CMD_PREFIX + command.SUBJECT
-        try:
-            msg = await self.nc.request(
-                subject, command.model_dump_json().encode(), timeout=self.timeout, headers=headers
-            )
-        except NoRespondersError:
-            return Rejected(code="bus_unavailable", message="no command handler is listening")
-        except (TimeoutError, NatsTimeout):
-            return Rejected(
-                code="command_timeout",
-                message="no reply in time; the outcome is unknown: retry with the same Idempotency-Key",
-            )
-        except MaxPayloadError:
-            return Rejected(code="command_too_large", message="the command exceeds the bus limit")
-        except NatsError as err:  # disconnected, reconnecting, draining…
-            return Rejected(code="bus_unavailable", message=f"NATS: {err}; retry")
-        try:
-            data = json.loads(msg.data)
-            return Accepted(**data) if data.get("status") == "accepted" else Rejected(**data)
-        except (ValueError, TypeError) as err:
-            log.error("malformed command reply %r: %s", msg.data[:200], err)
-            return Rejected(
-                code="internal_error", message="the command side sent a malformed reply"
-            )
 
 
 def freeze_startup_heap() -> None:

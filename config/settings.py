@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         60.0, gt=0, le=24 * 3600, description="a running job is stopped (FAILED) after this"
     )
     twin_worker_memory_mb: int = Field(
-        4096, ge=1024, le=1024 * 1024, description="address-space cap of the simulation worker"
+        4096, ge=2048, le=1024 * 1024, description="address-space cap of the simulation worker"
     )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="larger HTTP bodies get 413"

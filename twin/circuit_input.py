@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qiskit import QuantumCircuit, qasm2
-from qiskit.circuit import Gate, Instruction
+from qiskit.circuit import Barrier, Gate, Instruction
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
 from twin.circuits import CircuitError
@@ -209,8 +209,6 @@ def _dict_gate(i: int, gate: Any, n: int) -> tuple[Instruction, list[int]]:
     if len(set(qubits)) != len(qubits):
         raise CircuitError("invalid_circuit", f"{where}: a gate's qubits must be distinct")
     if name == "barrier":
-        from qiskit.circuit import Barrier
-
         return Barrier(len(qubits)), qubits
     cls = STANDARD_GATES.get(name)
     if cls is None:
