@@ -3,20 +3,26 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
 
 export QLEDGER_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: serve test lint install-dev bench clean
+.PHONY: serve test test-fast lint install-dev bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# Serving needs the runtime dependencies only; tests and lint add the dev extras.
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUNTIME)
 
-serve: $(STAMP)
+serve: $(RUNTIME)
 	$(BIN)/qledger serve
 
 lint: $(STAMP)
@@ -27,6 +33,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# Everything but the end-to-end tests (which start `qledger serve`): about a minute.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not e2e"
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

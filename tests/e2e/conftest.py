@@ -7,6 +7,13 @@ import pytest
 from tests.e2e.serving import Serve
 
 
+def pytest_collection_modifyitems(items):
+    """Everything under tests/e2e/ starts servers: marked e2e (`make test-fast` skips it)."""
+    for item in items:
+        if "tests/e2e/" in item.nodeid.replace("\\", "/"):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
