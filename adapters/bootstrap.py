@@ -219,7 +219,9 @@ def _query_app(
     return app
 
 
-async def run_roles(settings: Settings, roles: set[str], nats_url: str, children=()) -> None:
+async def run_roles(
+    settings: Settings, roles: set[str], nats_url: str, children=(), nats_proc=None
+) -> None:
     """Run some of the roles in this process until SIGINT/SIGTERM or a part fails.
 
     command: FastStream subscriber + batch writer; relay: store -> JetStream;
@@ -318,7 +320,7 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
             tasks.append(asyncio.create_task(server.serve(), name="http"))
             # Not in `tasks`: it ends by design, and an ended task there means a dead part.
             warm = asyncio.create_task(_warm_lineage_graph(server, read, runner, store))
-        for child in children:
+        for child in (*children, *([nats_proc] if nats_proc else [])):
             tasks.append(
                 asyncio.create_task(asyncio.to_thread(child.wait), name=f"child {child.pid}")
             )
@@ -358,6 +360,10 @@ async def run_roles(settings: Settings, roles: set[str], nats_url: str, children
         # close, not drain: drain waits on the pull and publish-ack inboxes until it times out.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.close(), 5)
+        if nats_proc is not None and nats_proc.poll() is None:
+            # Last: every connection to it is closed, so nothing logs a lost server.
+            nats_proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(_wait_or_kill, nats_proc)
         store.close()
         if read is not None:
             read.close()
@@ -421,7 +427,9 @@ def _spawn_role(settings: Settings, nats_url: str, role: str) -> subprocess.Pope
     or the other roles. Tied to this process like nats-server (PR_SET_PDEATHSIG)."""
     env = {**os.environ, "QLEDGER_NATS_URL": nats_url, "QLEDGER_HTTP_PORT": str(settings.http_port)}
     cmd = [sys.executable, "-m", "adapters.cli", "serve", "--role", role]
-    return subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent)
+    # Its own process group: a terminal's Ctrl-C reaches only the parent, which stops the
+    # children in order (they still die with it: PR_SET_PDEATHSIG).
+    return subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent, process_group=0)
 
 
 def run_serve(settings: Settings, roles: set[str]) -> None:
@@ -454,13 +462,16 @@ def run_serve(settings: Settings, roles: set[str]) -> None:
             EventStore(store_location(settings.eventstore_url, settings.data_dir)).close()
             token_service(settings)  # the JWT key file, before two children race to make it
             # Watched: if any child dies, qledger stops (and says so) rather than run on
-            # half a system. Stopped in this order: query side, relay, then NATS.
+            # half a system. Stopped in this order: query side, relay, this process's own
+            # NATS connections, then NATS.
             children = [
                 _spawn_role(settings, nats_url, "query"),
                 _spawn_role(settings, nats_url, "relay"),
-                *([embedded.proc] if embedded and embedded.proc else []),
             ]
-            asyncio.run(run_roles(settings, {"command"}, nats_url, children=children))
+            nats_proc = embedded.proc if embedded else None
+            asyncio.run(
+                run_roles(settings, {"command"}, nats_url, children=children, nats_proc=nats_proc)
+            )
         except StoreUnavailable as err:
             raise SystemExit(f"qledger: {err}") from None
         finally:

@@ -74,7 +74,9 @@ class EmbeddedNats:
             "-l", str(log_path),
             "--pid", str(self.store_dir / "nats-server.pid"),
         ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd, preexec_fn=die_with_parent, stdin=subprocess.DEVNULL, process_group=0
+        )  # its own process group: a terminal's Ctrl-C must not stop it before its clients
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

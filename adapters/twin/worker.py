@@ -84,6 +84,7 @@ class SimulationWorker:
                 stdout=subprocess.PIPE,
                 preexec_fn=_limited(self.memory_bytes),
                 env=env,
+                process_group=0,  # a terminal's Ctrl-C is for the parent, which stops it
             )
         return self.proc
 
