@@ -1,4 +1,4 @@
-"""`qledger` command line: serve, projections rebuild, schema, events tail."""
+"""`qledger` command line: serve, projections rebuild, schema, events tail, admin."""
 
 from __future__ import annotations
 
@@ -116,21 +116,92 @@ def _cmd_tail(args: argparse.Namespace, settings: Settings) -> None:
             )
         url = url_file.read_text().strip()
 
+    gone = f"qledger is not running: no NATS answers at {url}"
+
+    async def quiet(_err: Exception) -> None:  # the exit message says it once
+        return None
+
     async def tail() -> None:
-        nc = await nats.connect(url)
+        closed = asyncio.Event()
+
+        async def on_closed() -> None:
+            closed.set()
+
+        try:
+            # No reconnecting: a stale nats.url (a stopped server) must end the command.
+            nc = await nats.connect(
+                url, allow_reconnect=False, max_reconnect_attempts=1, reconnect_time_wait=0.2,
+                connect_timeout=3,
+                error_cb=quiet,
+                closed_cb=on_closed,
+            )  # fmt: skip
+        except (OSError, nats.errors.Error) as err:
+            raise SystemExit(f"{gone} ({err})") from None
         js = nc.jetstream()
         policy = api.DeliverPolicy.ALL if args.from_start else api.DeliverPolicy.NEW
         sub = await js.subscribe(args.subject, ordered_consumer=True, deliver_policy=policy)
-        try:
+
+        async def printing() -> None:
             async for msg in sub.messages:
                 print(msg.data.decode(), flush=True)
-        finally:
-            await nc.close()
+
+        printer = asyncio.create_task(printing())
+        await asyncio.wait({printer, asyncio.create_task(closed.wait())},
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        printer.cancel()
+        if closed.is_set():
+            raise SystemExit("qledger stopped: the event stream ended")
+        await nc.close()
 
     try:
         asyncio.run(tail())
     except KeyboardInterrupt:
         pass
+
+
+def _cmd_reset_password(args: argparse.Namespace, settings: Settings) -> None:
+    """A lost admin password, recovered on the server itself: whoever can run this can
+    read the store anyway. The change is a command like any other, so it is an event."""
+    import getpass
+    import uuid
+    from datetime import UTC
+
+    from adapters.eventstore import EventStore, store_location
+    from adapters.security.passwords import Passwords
+    from commands.identity import ResetPassword
+    from commands.models import Rejected
+    from commands.processor import Submission, process_batch
+    from domain.access import SYSTEM
+    from domain.events import CommandContext
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"new password for {args.username}: ")
+        if getpass.getpass("again: ") != password:
+            raise SystemExit("the two passwords differ; nothing changed")
+    try:
+        command = ResetPassword(username=args.username, new_password=password)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise SystemExit(f"refused: {err}") from None
+    ctx = CommandContext(
+        project_id="",
+        actor="",
+        command_id=uuid.uuid4(),
+        correlation_id="cli:reset-password",
+        received_at=datetime.now(UTC),
+    )
+    store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
+    try:
+        [reply] = process_batch([Submission(command, ctx, credential=SYSTEM)], store, Passwords())
+    finally:
+        store.close()
+    if isinstance(reply, Rejected):
+        raise SystemExit(f"refused ({reply.code}): {reply.message}")
+    print(
+        f"password of '{command.username}' reset (store position {reply.position}); every"
+        " token issued to it before is void"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,8 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
     tail = esub.add_parser("tail", help="print events from the bus as they arrive (JSON lines)")
     tail.add_argument("--subject", default="qledger.evt.>", help="subject filter")
     tail.add_argument("--from-start", action="store_true", help="replay the stream first")
-    tail.add_argument("--nats-url", default=None)
+    tail.add_argument(
+        "--nats-url", default=None, help="default: QLEDGER_NATS_URL, else <data_dir>/nats.url"
+    )
     tail.set_defaults(func=_cmd_tail)
+
+    admin = sub.add_parser("admin", help="recovery on the server itself")
+    asub = admin.add_subparsers(dest="admin_command", required=True)
+    reset = asub.add_parser(
+        "reset-password",
+        help="set a user's password (writes to the store named by QLEDGER_DATA_DIR /"
+        " QLEDGER_EVENTSTORE_URL; the server may be running)",
+    )
+    reset.add_argument("username")
+    reset.add_argument(
+        "--password-stdin", action="store_true", help="read the new password from stdin"
+    )
+    reset.set_defaults(func=_cmd_reset_password)
     return parser
 
 
