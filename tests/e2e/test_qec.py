@@ -52,8 +52,8 @@ def create(twin: httpx.Client, **body) -> dict:
     return r.json()
 
 
-# The reference's "QEC session loop (Python pseudocode)", verbatim from
-# ../shared/seeds/003_fdb0deeb80b86aab.txt except the base URL and the token.
+# The twin reference's "QEC session loop (Python pseudocode)", verbatim from its
+# documentation except the base URL and the token.
 REFERENCE_LOOP = """
 import requests
 

@@ -18,7 +18,7 @@ from twin.channels import excited_population
     [(10, 1.0), (15, 1.0), (30, 0.85), (50, 0.60), (100, 0.20), (300, 0.20), (22.5, 0.925)],
 )
 def test_the_cryostat_curve_is_the_references(mk, multiplier):
-    # 15 mK -> 1.0, 30 -> 0.85, 50 -> 0.60, 100 -> 0.20 (../shared/seeds/003_…txt)
+    # 15 mK -> 1.0, 30 -> 0.85, 50 -> 0.60, 100 -> 0.20 (the twin reference's cryo table)
     assert fpga.coherence_multiplier(mk) == pytest.approx(multiplier)
 
 
