@@ -163,6 +163,10 @@ def store_location(url: str | None, data_dir: Path) -> StoreLocation:
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_LOCK_TIMEOUT": "10",
+        # The library's default (5 s) ended a writer's transaction whose thread merely
+        # waited for the GIL on a loaded machine. A killed client's session ends at once
+        # anyway (its socket closes), so the timeout only guards against a stuck one.
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": "adapters.pg_recorder:BinaryBatchRecorder",
         # The library's database-function insert path skips the table lock that makes
         # notification ids commit in order (EventStore.refresh_cache relies on it); set
@@ -396,8 +400,11 @@ class EventStore:
         recorder: Any = self.app.recorder
         last = stop if stop is not None else 2**62
         like = topic_prefix.replace("%", "").replace("_", "\\_") + "%"
-        with recorder.datastore.transaction(commit=False) as cursor:
-            if self.location.is_postgres:
+        if self.location.is_postgres:
+            # One statement on an autocommit connection: no transaction stays open while
+            # a starved thread waits for the GIL (PostgreSQL ended such sessions after
+            # its idle-in-transaction timeout, and the relay stalled on a dead connection).
+            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
                 cursor.execute(
                     self._pg_sql(
                         "SELECT notification_id, topic, state FROM {table}"
@@ -410,6 +417,7 @@ class EventStore:
                     StoredRow(r["notification_id"], r["topic"], bytes(r["state"]))
                     for r in cursor.fetchall()
                 ]
+        with recorder.datastore.transaction(commit=False) as cursor:
             cursor.execute(
                 f"SELECT rowid, topic, state FROM {recorder.events_table_name}"
                 " WHERE rowid > ? AND rowid <= ? AND topic LIKE ? ESCAPE '\\'"
