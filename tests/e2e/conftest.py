@@ -26,7 +26,11 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(autouse=True)
 def _forget_logs():
-    Serve.logs.clear()
+    """Each test shows the logs of the servers it used: those still running from a
+    module-scoped fixture, and those it starts itself."""
+    Serve.logs[:] = [
+        s.data_dir / "serve.log" for s in Serve.started if s.proc and s.proc.poll() is None
+    ]
     yield
 
 
