@@ -7,9 +7,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from adapters.http import (
     admin,
@@ -54,6 +57,10 @@ def create_app(
     max_body_bytes: int = 1024 * 1024,
 ) -> FastAPI:
     app = FastAPI(
+        # Swagger UI from the swagger-ui-bundle package, not a CDN: a lab network without
+        # internet gets a working page (docs route below). ReDoc needs a CDN: off.
+        docs_url=None,
+        redoc_url=None,
         title="qledger",
         description="System of record for a superconducting-QPU lab: calibration results,"
         " parameter versions with lineage, controller commands and the digital twin.",
@@ -114,6 +121,18 @@ def create_app(
         return JSONResponse(
             {"code": "internal_error", "message": "unexpected server error; see the server log"},
             status_code=500,
+        )
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="qledger API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
 
     @app.get("/api/health", tags=["system"])

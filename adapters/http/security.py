@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from adapters.commandbus import PROJECT_RE
@@ -85,7 +86,27 @@ def unauthenticated(message: str) -> HTTPException:
     )
 
 
-async def current_principal(request: Request) -> Principal:
+# Declared for the OpenAPI document (Swagger's Authorize button, generated clients,
+# schemathesis): either scheme signs a request in. The credential itself is read below,
+# the same way the bus reads it.
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="an access token from POST /api/auth/login or /api/v1/auth/login",
+)
+_API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="apiKey",
+    description="a project API key from POST /api/api-keys (qlk_…)",
+)
+
+
+async def current_principal(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+    _api_key: Annotated[str | None, Security(_API_KEY)] = None,
+) -> Principal:
     auth = auth_of(request)
     try:
         credential = read_credential(request.headers, auth.tokens)

@@ -294,3 +294,22 @@ def test_a_copy_of_the_read_models_as_of_a_position_or_moment(
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert before_anything.returncode == 0 and "from 0 events" in before_anything.stdout
+
+
+def test_swagger_signs_in_and_needs_no_internet(served: Serve):
+    spec = httpx.get(served.base + "/openapi.json", timeout=30).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearer"] == {
+        "type": "http", "scheme": "bearer",
+        "description": schemes["bearer"]["description"],
+    }  # fmt: skip
+    assert schemes["apiKey"]["in"] == "header" and schemes["apiKey"]["name"] == "X-API-Key"
+    # A route that needs a credential says so, with either scheme; open ones say nothing.
+    assert spec["paths"]["/api/chips"]["get"]["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert "security" not in spec["paths"]["/api/health"]["get"]
+    assert "security" not in spec["paths"]["/api/auth/login"]["post"]
+    page = httpx.get(served.base + "/docs", timeout=30)
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower() and "/docs-assets/swagger-ui-bundle.js" in page.text
+    bundle = httpx.get(served.base + "/docs-assets/swagger-ui-bundle.js", timeout=30)
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
