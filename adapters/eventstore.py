@@ -1,8 +1,8 @@
 """The event store: an eventsourcing Application over SQLite or PostgreSQL.
 
-Stored rows carry qledger's envelope as JSON (ARCHITECTURE.md §3) with the stable event
-type as the topic, so the relay can publish a row without knowing any Python class and
-a renamed module never breaks old rows.
+Stored rows carry qledger's envelope as JSON (docs/architecture.md, "The envelope") with
+the stable event type as the topic, so the relay can publish a row without knowing any
+Python class and a renamed module never breaks old rows.
 """
 
 from __future__ import annotations

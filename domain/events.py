@@ -1,6 +1,6 @@
 """The base of every domain event: immutable facts with stable wire names.
 
-Each event carries the envelope fields of ARCHITECTURE.md §3 that the domain knows
+Each event carries the envelope fields of docs/architecture.md that the domain knows
 (who, which project, which command caused it, when it happened in the lab). The store
 adds `position` and `recorded_at`; `type` and `schema_version` come from the class.
 """

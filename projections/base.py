@@ -1,7 +1,7 @@
 """What a projector is, and the ports it writes to and reads from (DuckDB in adapters/).
 
-Projectors are plain classes fed batches of envelopes (dicts, ARCHITECTURE.md §3) in
-store-position order. The runner commits their rows together with their positions, so
+Projectors are plain classes fed batches of envelopes (dicts; docs/architecture.md, "The
+envelope") in store-position order. The runner commits their rows together with their positions, so
 a projector never sees an event twice and needs no idempotency logic of its own.
 """
 
