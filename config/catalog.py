@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from yaml.constructor import SafeConstructor
 
 from domain.metrics import (
     EvaluationMode,
@@ -113,8 +114,16 @@ def _problem(err: yaml.YAMLError) -> str:
     return "; ".join(p for p in (context, problem) if p) or type(err).__name__
 
 
+# libyaml's parser when it is there (it is, in PyYAML's wheels): the pure-Python one took
+# about 1 s for the twin's config directory, inside the command writer, on every config
+# write, valid or not.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _plain(node: yaml.Node) -> Any:
-    return yaml.safe_load(yaml.serialize(node)) if node is not None else None
+    """Python values of a composed document: constructed from the nodes themselves (safe
+    constructors only), not by emitting the document and parsing it a second time."""
+    return SafeConstructor().construct_document(node) if node is not None else None
 
 
 def _node_at(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
@@ -148,7 +157,7 @@ def _load(path: Path, model: type[_Strict]) -> _Strict:
 def parse_text(text: str, path: Path | str, model: type[BaseModel]) -> Any:
     """`text` validated by `model`; errors name `path` and the line of the bad node."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
         if root is None:
             raise ConfigFileError(f"{path}:1: the file is empty")
         if _expanded_size(root, {}) > MAX_YAML_NODES:

@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from commands.twin import TwinConfigError
-from config.catalog import ConfigFileError
+from config.catalog import ConfigFileError, parse_text
 from config.twin_files import TWIN_CONFIG, load_backends, model_for, read_dir
 from domain.twin import TwinBackend
 from twin import engine, fpga
@@ -110,11 +110,19 @@ class TwinCatalog:
         return self.files
 
     def check_files(self, files: dict[str, str]) -> None:
-        for path in files:
+        """Each file a project wrote is checked alone first (one small parse), so a bad
+        write is refused without reading the whole directory, which the command writer
+        would wait for; then all of them together (cross-file references)."""
+        for path, content in files.items():
             try:
-                model_for(path)
+                model = model_for(path)
             except ConfigFileError as err:
                 raise TwinConfigError("invalid_config_path", str(err)) from None
+            if self.files.get(path) != content:
+                try:
+                    parse_text(content, path, model)
+                except ConfigFileError as err:
+                    raise TwinConfigError("invalid_config", str(err)) from None
         backends_for(files)
 
     def backend(self, files: dict[str, str], backend_id: str) -> Backend:

@@ -285,13 +285,17 @@ def test_other_clients_keep_their_latency_while_the_hostile_inputs_run(served, a
         for t in threads:
             t.join(timeout=120)
     after = [_chip_write_ms(api, f"after{i}") for i in range(30)]
-    p50 = {k: statistics.median(v) for k, v in (("base", baseline), ("during", during),
-                                                 ("after", after))}  # fmt: skip
-    print(f"chip write p50 ms: {p50}; worst during {max(during):.0f} ms; {sent[0]} bad inputs")
+    runs = {"base": baseline, "during": during, "after": after}
+    p50 = {k: statistics.median(v) for k, v in runs.items()}
+    p90 = {k: statistics.quantiles(v, n=10)[-1] for k, v in runs.items()}
+    print(f"chip write ms: p50 {p50}, p90 {p90}; worst during {max(during):.0f};"
+          f" {sent[0]} bad inputs")  # fmt: skip
     # Two attackers share two cores with the server: some slowdown is the machine's; a
-    # parse or a store stall (seconds, before these limits) is not.
+    # parse or a store stall (seconds on every write, before these limits) is not. Each
+    # bound is relative to the baseline of the same run, so a loaded machine moves both;
+    # a single worst write is the scheduler's to decide and is only printed.
     assert p50["during"] < 4 * p50["base"] + 150
-    assert max(during) < 2000
+    assert p90["during"] < 5 * p90["base"] + 250
     assert p50["after"] < 2 * p50["base"] + 50
     assert sent[0] >= len(CASES)
 
