@@ -320,21 +320,15 @@ class EventStore:
         """(position, aggregate id, aggregate version) of the rows after `position`."""
         recorder: Any = self.app.recorder
         if self.location.is_postgres:
-            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-                # An autocommit connection: one statement, one round trip, no BEGIN.
-                cursor.execute(
-                    self._pg_sql(
-                        "SELECT notification_id, originator_id, originator_version"
-                        " FROM {table} WHERE notification_id > %s"
-                        " ORDER BY notification_id LIMIT %s"
-                    ),
-                    (position, limit),
-                    prepare=True,
-                )
-                return [
-                    (r["notification_id"], r["originator_id"], r["originator_version"])
-                    for r in cursor.fetchall()
-                ]
+            rows = self._pg_autocommit_rows(
+                "SELECT notification_id, originator_id, originator_version"
+                " FROM {table} WHERE notification_id > %s"
+                " ORDER BY notification_id LIMIT %s",
+                (position, limit),
+            )
+            return [
+                (r["notification_id"], r["originator_id"], r["originator_version"]) for r in rows
+            ]
         with recorder.datastore.get_connection(commit=False) as conn:
             # One statement outside BEGIN…ROLLBACK: it is its own read transaction.
             rows = conn._sqlite_conn.execute(
@@ -361,6 +355,15 @@ class EventStore:
         with self._lock:
             for aggregate_id in aggregate_ids:
                 self._cache.pop(aggregate_id, None)
+
+    def _pg_autocommit_rows(self, template: str, params: tuple) -> list:
+        """One prepared statement on the pool's autocommit connection: one round trip, no
+        BEGIN, and no transaction left open while a starved thread waits for the GIL
+        (PostgreSQL ended such sessions after its idle-in-transaction timeout)."""
+        recorder: Any = self.app.recorder
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(self._pg_sql(template), params, prepare=True)
+            return cursor.fetchall()
 
     def _pg_sql(self, template: str) -> Composed:
         """A PostgreSQL statement on the events table ({table} in the template)."""
@@ -401,22 +404,13 @@ class EventStore:
         last = stop if stop is not None else 2**62
         like = topic_prefix.replace("%", "").replace("_", "\\_") + "%"
         if self.location.is_postgres:
-            # One statement on an autocommit connection: no transaction stays open while
-            # a starved thread waits for the GIL (PostgreSQL ended such sessions after
-            # its idle-in-transaction timeout, and the relay stalled on a dead connection).
-            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-                cursor.execute(
-                    self._pg_sql(
-                        "SELECT notification_id, topic, state FROM {table}"
-                        " WHERE notification_id > %s AND notification_id <= %s"
-                        " AND topic LIKE %s ORDER BY notification_id LIMIT %s"
-                    ),
-                    (position, last, like, limit),
-                )
-                return [
-                    StoredRow(r["notification_id"], r["topic"], bytes(r["state"]))
-                    for r in cursor.fetchall()
-                ]
+            rows = self._pg_autocommit_rows(
+                "SELECT notification_id, topic, state FROM {table}"
+                " WHERE notification_id > %s AND notification_id <= %s"
+                " AND topic LIKE %s ORDER BY notification_id LIMIT %s",
+                (position, last, like, limit),
+            )
+            return [StoredRow(r["notification_id"], r["topic"], bytes(r["state"])) for r in rows]
         with recorder.datastore.transaction(commit=False) as cursor:
             cursor.execute(
                 f"SELECT rowid, topic, state FROM {recorder.events_table_name}"

@@ -319,3 +319,16 @@ def read_circuit(circuit: Any, limits: CircuitLimits = DEFAULT_LIMITS) -> Quantu
 
 def check_circuit(circuit: Any, limits: CircuitLimits = DEFAULT_LIMITS) -> CircuitSize:
     return size_of(read_circuit(circuit, limits), limits)
+
+
+def check_circuits(
+    circuits: list[Any], limits: CircuitLimits = DEFAULT_LIMITS
+) -> list[CircuitSize]:
+    """Each of a job's circuits screened, parsed and sized; a refusal names its index."""
+    sizes = []
+    for i, circuit in enumerate(circuits):
+        try:
+            sizes.append(check_circuit(circuit, limits))
+        except CircuitError as err:
+            raise CircuitError(err.code, f"circuits[{i}]: {err.message}") from None
+    return sizes

@@ -17,7 +17,7 @@ from twin.circuit_input import (
     DEFAULT_LIMITS,
     CircuitLimits,
     CircuitSize,
-    check_circuit,
+    check_circuits,
     read_circuit,
 )
 from twin.circuits import CircuitError, compile_for
@@ -81,14 +81,11 @@ def _schedule_program(device: Device, qasm: str):
 
 
 def size_circuits(circuits: list, limits: CircuitLimits) -> list[CircuitSize]:
-    """Each circuit screened, parsed and sized; a refusal names the circuit's index."""
-    sizes = []
-    for i, circuit in enumerate(circuits):
-        try:
-            sizes.append(check_circuit(circuit, limits))
-        except CircuitError as err:
-            raise TwinConfigError(err.code, f"circuits[{i}]: {err.message}") from None
-    return sizes
+    """In this process (a caller without the checker child): screened first."""
+    try:
+        return check_circuits(circuits, limits)
+    except CircuitError as err:
+        raise TwinConfigError(err.code, err.message) from None
 
 
 class TwinCatalog:

@@ -33,7 +33,7 @@ class CircuitChecker:
         # One caller waits on the child at a time, here, not in a pool thread: threads
         # blocked on the worker's lock would starve every other to_thread call.
         self.lock = asyncio.Lock()
-        self._warming: asyncio.Task | None = None
+        self._warming: asyncio.Task | None = None  # held: the loop keeps only weak refs
 
     async def start(self) -> None:
         """Spawn the child now and warm it up meanwhile (imports take seconds): the

@@ -10,8 +10,14 @@ import numpy as np
 import orjson
 
 from twin import engine
-from twin.circuit_input import CircuitLimits, CircuitSize, check_circuit, read_circuit
-from twin.circuits import CircuitError, Program, compile_for
+from twin.circuit_input import (
+    CircuitLimits,
+    CircuitSize,
+    check_circuit,
+    check_circuits,
+    read_circuit,
+)
+from twin.circuits import Program, compile_for
 from twin.controller import ControllerState, effective_noise
 from twin.device import Backend, Device
 from twin.noise import NoiseModel
@@ -71,13 +77,7 @@ def size_circuits(circuits: list[Any], limits: CircuitLimits) -> list[CircuitSiz
     """The checker's call: each circuit screened, parsed and sized (a refusal names its
     index). Runs in a child process with a memory cap, so a parser that misbehaves on
     hostile text takes down only that child."""
-    sizes = []
-    for i, circuit in enumerate(circuits):
-        try:
-            sizes.append(check_circuit(circuit, limits))
-        except CircuitError as err:
-            raise CircuitError(err.code, f"circuits[{i}]: {err.message}") from None
-    return sizes
+    return check_circuits(circuits, limits)
 
 
 def warm_up_checker() -> None:
