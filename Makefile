@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime
 
 export QLEDGER_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: serve test test-fast lint install-dev bench clean
+.PHONY: serve test test-fast lint install-dev bench docs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,11 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# The documents generated from the code (docs/asyncapi.yaml, the route tables of
+# docs/http-api.md); a test fails while one is stale.
+docs: $(RUNTIME)
+	$(BIN)/qledger docs
 
 clean:
 	rm -rf var .pytest_cache

@@ -12,6 +12,8 @@ import re
 
 import numpy as np
 
+from domain.errors import InvalidInput
+
 MAX_JSON_DEPTH = 32  # objects and arrays, counted together
 MAX_INT = 2**63 - 1
 
@@ -22,10 +24,11 @@ _BIG_EXPONENT = re.compile(rb"-?\d+(?:\.\d+)?[eE]\+?0*\d{3,}")
 _LONG_INT = re.compile(rb"-?\d{19,}(?![.eE\d])")
 
 
-class BodyRefused(ValueError):
+class BodyRefused(InvalidInput):
+    """A body refused before parsing: bad input like any other (kind INVALID)."""
+
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+        super().__init__(message, code=code)
 
 
 def check_json(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> None:

@@ -1,4 +1,4 @@
-"""`qledger` command line: serve, projections rebuild, schema, events tail, admin."""
+"""`qledger` command line: serve, projections rebuild, schema, events tail, docs, admin."""
 
 from __future__ import annotations
 
@@ -204,6 +204,12 @@ def _cmd_reset_password(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+def _cmd_docs(args: argparse.Namespace, settings: Settings) -> None:
+    from adapters.docs_gen import run
+
+    raise SystemExit(run(check=args.check))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -245,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--nats-url", default=None, help="default: QLEDGER_NATS_URL, else <data_dir>/nats.url"
     )
     tail.set_defaults(func=_cmd_tail)
+
+    docs = sub.add_parser(
+        "docs", help="write the documents generated from the code (docs/asyncapi.yaml, ...)"
+    )
+    docs.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 naming any stale document"
+    )
+    docs.set_defaults(func=_cmd_docs)
 
     admin = sub.add_parser("admin", help="recovery on the server itself")
     asub = admin.add_subparsers(dest="admin_command", required=True)

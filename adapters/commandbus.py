@@ -21,7 +21,8 @@ from commands.handlers import COMMANDS
 from commands.models import Command, RecordTaskResult, Rejected, Reply
 from commands.ports import QecPort, StoreUnavailable, TwinPort
 from commands.processor import Submission, process_batch
-from commands.twin import SubmitJob, TwinConfigError
+from commands.twin import SubmitJob
+from domain.errors import DomainError, Kind
 from domain.events import CommandContext
 
 from .eventstore import EventStore
@@ -95,13 +96,17 @@ class CommandWriter:
                     f"event store unavailable ({err}); the outcome is unknown:"
                     " retry with the same Idempotency-Key"
                 )
-                replies = [Rejected(code="store_unavailable", message=message)] * len(batch)
+                replies = [
+                    Rejected(kind=Kind.UNAVAILABLE, code="store_unavailable", message=message)
+                ] * len(batch)
             except Exception as err:
                 log.exception("command batch failed: %s", err)
                 message = (
                     "internal error; the outcome is unknown: retry with the same Idempotency-Key"
                 )
-                replies = [Rejected(code="internal_error", message=message)] * len(batch)
+                replies = [
+                    Rejected(kind=Kind.INTERNAL, code="internal_error", message=message)
+                ] * len(batch)
             for (_, future), reply in zip(batch, replies, strict=True):
                 if not future.done():
                     future.set_result(reply)
@@ -137,37 +142,48 @@ def parse_command(
     try:
         credential = read_credential(headers, tokens)
     except (MissingCredential, InvalidToken) as err:
-        return Rejected(code="unauthenticated", message=str(err))
+        return Rejected(kind=Kind.UNAUTHENTICATED, code="unauthenticated", message=str(err))
     name = subject.removeprefix(CMD_PREFIX)
     model = COMMANDS.get(name)
     if model is None:
         known = ", ".join(sorted(COMMANDS))
-        return Rejected(code="unknown_command", message=f"no command '{name}'; known: {known}")
+        return Rejected(
+            kind=Kind.MALFORMED,
+            code="unknown_command",
+            message=f"no command '{name}'; known: {known}",
+        )
     if len(body) > MAX_COMMAND_BYTES:
         return Rejected(
+            kind=Kind.TOO_LARGE,
             code="command_too_large",
             message=f"{len(body)} bytes; a command may have at most {MAX_COMMAND_BYTES}",
         )
     try:
         check_json(body)
     except BodyRefused as err:
-        return Rejected(code=err.code, message=err.message)
+        return Rejected.of(err)
     try:
         command: Command = model.model_validate_json(body)
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()[:10]
         )
-        return Rejected(code="invalid_command", message=f"{model.__name__}: {problems}")
+        return Rejected(
+            kind=Kind.INVALID, code="invalid_command", message=f"{model.__name__}: {problems}"
+        )
     project = headers.get("X-Project-Id") or None
     if project is not None and not PROJECT_RE.match(project):
         return Rejected(
-            code="invalid_project", message="X-Project-Id must match [A-Za-z0-9_-]{1,64}"
+            kind=Kind.MALFORMED,
+            code="invalid_project",
+            message="X-Project-Id must match [A-Za-z0-9_-]{1,64}",
         )
     key = headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         return Rejected(
-            code="invalid_idempotency_key", message="Idempotency-Key must be 1-200 characters"
+            kind=Kind.MALFORMED,
+            code="invalid_idempotency_key",
+            message="Idempotency-Key must be 1-200 characters",
         )
     # A command sent with an Idempotency-Key gets a command id derived from it, so every
     # event it caused (causation_id) traces back to the client's key, across retries.
@@ -196,8 +212,8 @@ async def prepared(submission: Submission, checker: CircuitChecker | None) -> Re
         return None
     try:
         await checker.prepare(submission.command)
-    except TwinConfigError as err:
-        return Rejected(code=err.code, message=err.message)
+    except DomainError as err:
+        return Rejected.of(err)
     return None
 
 

@@ -13,6 +13,7 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from adapters.commandbus import CMD_PREFIX
 from commands.models import Accepted, Command, Rejected, Reply
+from domain.errors import Kind
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +32,34 @@ class NatsGateway:
                 subject, command.model_dump_json().encode(), timeout=self.timeout, headers=headers
             )
         except NoRespondersError:
-            return Rejected(code="bus_unavailable", message="no command handler is listening")
+            return Rejected(
+                kind=Kind.UNAVAILABLE,
+                code="bus_unavailable",
+                message="no command handler is listening",
+            )
         except (TimeoutError, NatsTimeout):
             return Rejected(
+                kind=Kind.TIMEOUT,
                 code="command_timeout",
                 message="no reply in time; the outcome is unknown: retry with the same Idempotency-Key",
             )
         except MaxPayloadError:
-            return Rejected(code="command_too_large", message="the command exceeds the bus limit")
+            return Rejected(
+                kind=Kind.TOO_LARGE,
+                code="command_too_large",
+                message="the command exceeds the bus limit",
+            )
         except NatsError as err:  # disconnected, reconnecting, draining…
-            return Rejected(code="bus_unavailable", message=f"NATS: {err}; retry")
+            return Rejected(
+                kind=Kind.UNAVAILABLE, code="bus_unavailable", message=f"NATS: {err}; retry"
+            )
         try:
             data = json.loads(msg.data)
             return Accepted(**data) if data.get("status") == "accepted" else Rejected(**data)
         except (ValueError, TypeError) as err:
             log.error("malformed command reply %r: %s", msg.data[:200], err)
             return Rejected(
-                code="internal_error", message="the command side sent a malformed reply"
+                kind=Kind.INTERNAL,
+                code="internal_error",
+                message="the command side sent a malformed reply",
             )

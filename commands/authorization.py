@@ -19,7 +19,7 @@ from domain.access import (
     require_admin,
     require_user,
 )
-from domain.errors import InvalidInput
+from domain.errors import Malformed
 from domain.events import CommandContext
 from domain.identity import ApiKey, User, api_key_key, user_key
 from domain.projects import Project, project_key
@@ -53,7 +53,7 @@ def authorize(
     if cls.project_scoped():
         project_id = requested_project or principal.default_project_id
         if project_id is None:
-            raise InvalidInput(
+            raise Malformed(
                 "no X-Project-Id given and the account has no default project",
                 code="no_project",
             )

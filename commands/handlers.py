@@ -86,7 +86,7 @@ def _resolve_inputs(uow: UnitOfWork, ctx: CommandContext, chip: Chip, task: Task
                 key = series_key(ctx.project_id, chip.chip_id, parts[1], parts[0])
                 series = uow.get(ParameterSeries, key)
             if series is None or param.entity_id not in series.entity_ids:
-                raise NotFound(
+                raise InvalidInput(
                     f"input '{name}' names unknown parameter version '{param.entity_id}'",
                     code="unknown_input_version",
                 )
@@ -113,7 +113,7 @@ def _resolve_inputs(uow: UnitOfWork, ctx: CommandContext, chip: Chip, task: Task
 def _require_figures(uow: UnitOfWork, task: TaskResultIn) -> None:
     for name in (*task.figure_path, *task.json_figure_path):
         if uow.figures is None or not uow.figures.exists(name):
-            raise NotFound(
+            raise InvalidInput(
                 f"figure '{name}' was not uploaded; POST it to /api/figures first",
                 code="unknown_figure",
             )

@@ -12,6 +12,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from domain.errors import DomainError, Kind
+
 # No ":" in ids: entity ids are "parameter:qid:execution_id:task_id".
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -164,9 +166,16 @@ class Accepted(BaseModel):
 
 
 class Rejected(BaseModel):
+    """A refusal: `kind` says what sort (and so the HTTP status), `code` exactly which."""
+
     status: Literal["rejected"] = "rejected"
+    kind: Kind
     code: str
     message: str
+
+    @classmethod
+    def of(cls, err: DomainError) -> Rejected:
+        return cls(kind=err.kind, code=err.code, message=err.message)
 
 
 Reply = Accepted | Rejected

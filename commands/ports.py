@@ -58,7 +58,8 @@ class FigureIndexPort(Protocol):
 
 
 class TwinPort(Protocol):
-    """The twin's configuration checks (commands.twin.TwinConfigPort)."""
+    """The twin's configuration checks (adapters/twin/catalog.py). A refusal is raised as
+    the domain's own error (InvalidInput, NotFound), so handlers let it pass."""
 
     def base_files(self) -> dict[str, str]: ...
 
@@ -96,7 +97,8 @@ class TwinPort(Protocol):
 
 class QecPort(Protocol):
     """QEC sessions' codes and live simulations (adapters/twin/qec_engine.py). Each call
-    that advances a simulation is made just before the aggregate records the step."""
+    that advances a simulation is made just before the aggregate records the step.
+    Refusals are domain errors, as the TwinPort's."""
 
     def code_for(
         self, files: dict[str, str], backend_id: str, family: str, distance: int, basis: str

@@ -26,7 +26,7 @@ from commands.ports import (
 )
 from commands.unit_of_work import UnitOfWork
 from domain.access import Credential
-from domain.errors import DomainError
+from domain.errors import DomainError, Kind
 from domain.events import CommandContext
 from domain.idempotency import CommandRecord, command_key
 
@@ -121,6 +121,7 @@ def process_batch(
         ]
     return [
         Rejected(
+            kind=Kind.CONFLICT,
             code="concurrency_conflict",
             message=f"gave up after {MAX_ATTEMPTS} version conflicts with other writers; retry",
         )
@@ -136,7 +137,7 @@ def _decide_all(batch: list[Submission], uow: UnitOfWork, *, check_keys: bool) -
             # reply is still an answer about the project.
             caller, ctx = authorize(sub.command, sub.credential, sub.project, sub.ctx, uow)
         except DomainError as err:
-            outcomes.append(_Outcome(reply=Rejected(code=err.code, message=err.message)))
+            outcomes.append(_Outcome(reply=Rejected.of(err)))
             continue
         sub = dataclasses.replace(sub, ctx=ctx)
         # Keys are the caller's own, per project: the same key from another user is
@@ -164,6 +165,7 @@ def _record_key(sub: Submission):
 
 def _key_reused() -> Rejected:
     return Rejected(
+        kind=Kind.CONFLICT,
         code="idempotency_key_reused",
         message="this Idempotency-Key was already used for a different command",
     )
@@ -223,23 +225,25 @@ def _decide(sub: Submission, caller: Caller, uow: UnitOfWork, *, check_keys: boo
         )
     except DomainError as err:
         if uow.mark() != before:
-            raise _Poisoned(Rejected(code=err.code, message=err.message)) from err
+            raise _Poisoned(Rejected.of(err)) from err
         if not check_keys:
             # A repeat of an accepted command is usually refused by the aggregate
             # (duplicate task, chip exists…): answer with the first reply instead.
             try:
                 replayed = _replay(sub, uow)
             except DomainError as key_err:
-                return _Outcome(reply=Rejected(code=key_err.code, message=key_err.message))
+                return _Outcome(reply=Rejected.of(key_err))
             if replayed is not None:
                 return replayed
-        return _Outcome(reply=Rejected(code=err.code, message=err.message))
+        return _Outcome(reply=Rejected.of(err))
     except ConcurrencyConflict:
         raise
     except Exception as err:
         log.exception("handler crashed on %s", type(sub.command).__name__)
         raise _Poisoned(
             Rejected(
-                code="internal_error", message="the command could not be decided (server error)"
+                kind=Kind.INTERNAL,
+                code="internal_error",
+                message="the command could not be decided (server error)",
             )
         ) from err

@@ -18,7 +18,7 @@ from commands.authorization import Caller
 from commands.models import Command, Ident
 from commands.ports import TwinPort
 from commands.unit_of_work import UnitOfWork
-from domain.errors import InvalidInput, NotFound
+from domain.errors import NotFound, Unavailable
 from domain.events import CommandContext
 from domain.twin import (
     TwinBackend,
@@ -32,14 +32,6 @@ from domain.twin import (
 
 MAX_CIRCUITS_HARD = 1000  # the scheduler's max_circuits_per_job is checked too
 MAX_CONFIG_BYTES = 256 * 1024
-
-
-class TwinConfigError(Exception):
-    """A TwinPort's refusal: a stable code and a human message."""
-
-    def __init__(self, code: str, message: str, *, not_found: bool = False) -> None:
-        super().__init__(message)
-        self.code, self.message, self.not_found = code, message, not_found
 
 
 class _TwinCommand(Command):
@@ -111,12 +103,8 @@ class FailJob(_RunnerCommand):
 
 def _port(uow: UnitOfWork) -> TwinPort:
     if uow.twin is None:
-        raise InvalidInput("this command node has no twin configuration", code="twin_unavailable")
+        raise Unavailable("this command node has no twin configuration", code="twin_unavailable")
     return uow.twin
-
-
-def _refused(err: TwinConfigError) -> Exception:
-    return (NotFound if err.not_found else InvalidInput)(err.message, code=err.code)
 
 
 def current_files(uow: UnitOfWork, project_id: str) -> dict[str, str]:
@@ -125,12 +113,9 @@ def current_files(uow: UnitOfWork, project_id: str) -> dict[str, str]:
 
 
 def handle_controller(cmd: ApplyControllerCommand, ctx: CommandContext, uow: UnitOfWork, _: Caller):
-    try:
-        _port(uow).check_controller(
-            current_files(uow, ctx.project_id), cmd.backend_id, cmd.command_type, cmd.payload
-        )
-    except TwinConfigError as err:
-        raise _refused(err) from None
+    _port(uow).check_controller(
+        current_files(uow, ctx.project_id), cmd.backend_id, cmd.command_type, cmd.payload
+    )
     key = backend_key(ctx.project_id, cmd.backend_id)
     backend = uow.get(TwinBackend, key) or TwinBackend(key)
     backend.apply_command(
@@ -140,16 +125,13 @@ def handle_controller(cmd: ApplyControllerCommand, ctx: CommandContext, uow: Uni
 
 
 def handle_submit(cmd: SubmitJob, ctx: CommandContext, uow: UnitOfWork, _: Caller):
-    try:
-        _port(uow).check_job(
-            current_files(uow, ctx.project_id),
-            cmd.backend_id,
-            list(cmd.circuits),
-            cmd.shots,
-            sizes=cmd._sizes,
-        )
-    except TwinConfigError as err:
-        raise _refused(err) from None
+    _port(uow).check_job(
+        current_files(uow, ctx.project_id),
+        cmd.backend_id,
+        list(cmd.circuits),
+        cmd.shots,
+        sizes=cmd._sizes,
+    )
     backend = uow.get(TwinBackend, backend_key(ctx.project_id, cmd.backend_id))
     # Ordering: the job waits for the backend's last accepted controller command.
     after = uow.store.position_of(backend.id, backend.version) if backend else 0
@@ -186,10 +168,7 @@ def handle_write_config(cmd: WriteTwinConfig, ctx: CommandContext, uow: UnitOfWo
     files = current_files(uow, ctx.project_id)
     if cmd.path not in files:
         raise NotFound(f"no config file '{cmd.path}'", code="config_file_not_found")
-    try:
-        _port(uow).check_files({**files, cmd.path: cmd.content})
-    except TwinConfigError as err:
-        raise _refused(err) from None
+    _port(uow).check_files({**files, cmd.path: cmd.content})
     key = config_key(ctx.project_id)
     config = uow.get(TwinConfig, key) or TwinConfig(key)
     digest = hashlib.sha256(cmd.content.encode()).hexdigest()

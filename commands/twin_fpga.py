@@ -11,7 +11,7 @@ from pydantic import Field
 
 from commands.authorization import Caller
 from commands.models import Ident
-from commands.twin import TwinConfigError, _port, _refused, _TwinCommand, current_files
+from commands.twin import _port, _TwinCommand, current_files
 from commands.unit_of_work import UnitOfWork
 from domain.errors import NotFound
 from domain.events import CommandContext
@@ -40,12 +40,9 @@ def _backend(uow: UnitOfWork, ctx: CommandContext, backend_id: str) -> TwinBacke
 
 
 def handle_store_schedule(cmd: StorePulseSchedule, ctx, uow: UnitOfWork, _: Caller):
-    try:
-        actions = _port(uow).check_schedule(
-            current_files(uow, ctx.project_id), cmd.backend_id, cmd.actions, cmd.n_qubits
-        )
-    except TwinConfigError as err:
-        raise _refused(err) from None
+    actions = _port(uow).check_schedule(
+        current_files(uow, ctx.project_id), cmd.backend_id, cmd.actions, cmd.n_qubits
+    )
     backend = _backend(uow, ctx, cmd.backend_id)
     backend.store_schedule(
         ctx, backend_id=cmd.backend_id, schedule_id=cmd.schedule_id, n_qubits=cmd.n_qubits,
@@ -64,12 +61,7 @@ def handle_readout(cmd: TakeReadout, ctx, uow: UnitOfWork, _: Caller):
                            code="schedule_not_found")  # fmt: skip
         schedule = backend.schedule(cmd.schedule_id)
     seed = secrets.randbits(63)
-    try:
-        outcomes = _port(uow).readout(
-            files, cmd.backend_id, backend, schedule, seed, ctx.received_at
-        )
-    except TwinConfigError as err:
-        raise _refused(err) from None
+    outcomes = _port(uow).readout(files, cmd.backend_id, backend, schedule, seed, ctx.received_at)
     readout = TwinObservation.readout(
         ctx, backend_id=cmd.backend_id, schedule_id=cmd.schedule_id, round_index=cmd.round_index,
         outcomes=tuple(outcomes), seed=seed,
@@ -93,10 +85,7 @@ class RecordQecMetric(_TwinCommand):
 
 
 def handle_qec_metric(cmd: RecordQecMetric, ctx, uow: UnitOfWork, _: Caller):
-    try:
-        _port(uow).backend(current_files(uow, ctx.project_id), cmd.backend_id)
-    except TwinConfigError as err:
-        raise _refused(err) from None
+    _port(uow).backend(current_files(uow, ctx.project_id), cmd.backend_id)
     return uow.stage(TwinObservation.qec_metric(ctx, **cmd.model_dump()))
 
 

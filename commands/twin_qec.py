@@ -16,9 +16,9 @@ from pydantic import Field
 from commands.authorization import Caller
 from commands.models import Ident
 from commands.ports import QecPort
-from commands.twin import TwinConfigError, _refused, _TwinCommand, current_files
+from commands.twin import _TwinCommand, current_files
 from commands.unit_of_work import UnitOfWork
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, Unavailable
 from domain.events import CommandContext
 from domain.twin import TwinBackend, backend_key
 from domain.twin_qec import AUTONOMOUS, QecSession, qec_key, require_session
@@ -78,7 +78,7 @@ class EndQecSession(_TwinCommand):
 
 def _qec(uow: UnitOfWork) -> QecPort:
     if uow.qec is None:
-        raise InvalidInput("this command node runs no QEC sessions", code="twin_unavailable")
+        raise Unavailable("this command node runs no QEC sessions", code="twin_unavailable")
     return uow.qec
 
 
@@ -97,13 +97,10 @@ def handle_create(cmd: CreateQecSession, ctx: CommandContext, uow: UnitOfWork, _
         raise InvalidInput("shots > 1 needs mode 'autonomous'", code="invalid_shots")
     else:
         shots = 1
-    try:
-        code = _qec(uow).code_for(
-            current_files(uow, ctx.project_id), cmd.backend_id, cmd.code_family,
-            cmd.code_distance, cmd.basis,
-        )  # fmt: skip
-    except TwinConfigError as err:
-        raise _refused(err) from None
+    code = _qec(uow).code_for(
+        current_files(uow, ctx.project_id), cmd.backend_id, cmd.code_family,
+        cmd.code_distance, cmd.basis,
+    )  # fmt: skip
     most = min(
         MAX_SESSION_DETECTORS // code.num_stabilizers,
         MAX_SESSION_BITS // (code.num_stabilizers * shots),
@@ -144,12 +141,9 @@ def _measure(uow: UnitOfWork, ctx: CommandContext, session: QecSession, count: i
             code="step_too_large",
         )
     files = current_files(uow, ctx.project_id)
-    try:
-        measured = _qec(uow).measure(
-            session, files, _controller(uow, ctx, session.backend_id), ctx.received_at, count
-        )
-    except TwinConfigError as err:  # the project's config changed under the session
-        raise _refused(err) from None
+    measured = _qec(uow).measure(
+        session, files, _controller(uow, ctx, session.backend_id), ctx.received_at, count
+    )
     session.record_rounds(ctx, count=count, **measured)
 
 
@@ -180,12 +174,9 @@ def handle_end(cmd: EndQecSession, ctx: CommandContext, uow: UnitOfWork, _: Call
     session = _session(uow, ctx, cmd.session_id)
     session.check_end()
     files = current_files(uow, ctx.project_id)
-    try:
-        noise, result = _qec(uow).end(
-            session, files, _controller(uow, ctx, session.backend_id), ctx.received_at
-        )
-    except TwinConfigError as err:
-        raise _refused(err) from None
+    noise, result = _qec(uow).end(
+        session, files, _controller(uow, ctx, session.backend_id), ctx.received_at
+    )
     session.end(ctx, noise=noise, result=result)
     return uow.stage(session)
 

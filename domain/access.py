@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from domain.errors import DomainError, NotFound
+from domain.errors import DomainError, Kind, NotFound
 
 ROLES = ("viewer", "editor", "owner")  # project roles, weakest first
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
@@ -29,10 +29,12 @@ DEFAULT_PROJECT = "default"
 
 class Unauthenticated(DomainError):
     code = "unauthenticated"
+    kind = Kind.UNAUTHENTICATED
 
 
 class Forbidden(DomainError):
     code = "forbidden"
+    kind = Kind.FORBIDDEN
 
 
 @dataclass(frozen=True)

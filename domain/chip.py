@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.aggregate import Aggregate
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, InvalidInput
 from domain.events import CommandContext, DomainEvent, register, stable_id
 from domain.topology import layout_for
 
@@ -65,7 +65,7 @@ class Chip(Aggregate):
     def require_target(self, qid: str) -> None:
         """A task runs on a qubit ("3") or a coupling ("3-4"); it must exist on this chip."""
         if qid not in self.qubits and qid not in self.couplings:
-            raise NotFound(
+            raise InvalidInput(
                 f"'{qid}' is neither a qubit nor a coupling of chip '{self.chip_id}'",
                 code="unknown_qid",
             )

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, TooLarge, UnsupportedMedia
 
 MAX_FIGURE_BYTES = 8 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -24,14 +24,14 @@ def figure_name(data: bytes, media_type: str) -> str:
     """The store name of an upload, after checking it is what it claims to be."""
     kind = {v: k for k, v in MEDIA_TYPES.items()}.get(media_type.split(";")[0].strip())
     if kind is None:
-        raise InvalidInput(
+        raise UnsupportedMedia(
             f"a figure must be one of {sorted(MEDIA_TYPES.values())}, not '{media_type}'",
             code="unsupported_media_type",
         )
     if not data:
         raise InvalidInput("the figure is empty", code="empty_figure")
     if len(data) > MAX_FIGURE_BYTES:
-        raise InvalidInput(
+        raise TooLarge(
             f"a figure may be at most {MAX_FIGURE_BYTES} bytes; this one is {len(data)}",
             code="figure_too_large",
         )

@@ -24,19 +24,19 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from domain.access import IDENTITY_PROJECT
+from domain.access import IDENTITY_PROJECT, Unauthenticated
 from domain.aggregate import Aggregate
-from domain.errors import Conflict, DomainError, InvalidInput
+from domain.errors import Conflict, InvalidInput
 from domain.events import CommandContext, DomainEvent, register, stable_id
 
 
-class RefreshTokenReused(DomainError):
+class RefreshTokenReused(Unauthenticated):
     """A spent refresh token was presented again; its family is (now) revoked."""
 
     code = "refresh_token_reused"
 
 
-class RefreshTokenRevoked(DomainError):
+class RefreshTokenRevoked(Unauthenticated):
     """A token of a family that was revoked earlier."""
 
     code = "refresh_token_revoked"

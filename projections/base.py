@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Protocol
 
 import orjson
 
+from domain.errors import Kind
+
 Envelope = dict[str, Any]
 
 
@@ -64,11 +66,13 @@ class ViewTx(Protocol):
 
 
 class QueryError(Exception):
-    """A query that can't be answered as asked; `code` is stable, the adapter picks the
-    status (unknown things are 404, ill-posed questions 422)."""
+    """A query that can't be answered as asked: `kind` as a domain error's (an unknown
+    thing named in the path is NOT_FOUND, an ill-posed question INVALID), a stable
+    `code`, a human `message`."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, kind: Kind, code: str, message: str) -> None:
         super().__init__(message)
+        self.kind = kind
         self.code = code
         self.message = message
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from domain.errors import Kind
 from projections.base import QueryError, ViewReader, iso
 from projections.provenance import NOW, ROW, Moment, version_dict
 
@@ -134,7 +135,7 @@ def _execution_values(
         "SELECT 1 FROM execution WHERE project_id = ? AND execution_id = ?",
         [project_id, execution_id],
     ):
-        raise QueryError("not_found", f"execution '{execution_id}' not found")
+        raise QueryError(Kind.NOT_FOUND, "not_found", f"execution '{execution_id}' not found")
     known, kp = at.known()
     rows = db.rows(
         "SELECT parameter_name, qid, value_json FROM parameter_version"

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import networkx as nx
 
+from domain.errors import Kind
 from projections.base import QueryError, ViewReader, iso
 from projections.provenance import NOW, Moment, version_dict, versions_by_id
 
@@ -139,7 +140,9 @@ def _traverse(
             or g.nodes[entity_id]["kind"] != ENTITY
             or not _visible(g, entity_id, at)
         ):
-            raise QueryError("not_found", f"parameter version '{entity_id}' not found")
+            raise QueryError(
+                Kind.NOT_FOUND, "not_found", f"parameter version '{entity_id}' not found"
+            )
         depth, edges = _walk(g, entity_id, max_depth=max_depth, at=at, upstream=upstream)
         return depth, edges, {n: g.nodes[n]["kind"] for n in depth}
 

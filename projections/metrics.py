@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from domain.errors import Kind
 from domain.metrics import EvaluationMode, MetricCatalog, MetricDefinition
 from projections.base import QueryError, ViewReader, iso, utc
 from projections.provenance import NOW, Moment
@@ -22,7 +23,9 @@ def metric_or_404(catalog: MetricCatalog, metric: str) -> MetricDefinition:
     found = catalog.metrics.get(metric)
     if found is None:
         known = ", ".join(sorted(catalog.metrics))
-        raise QueryError("unknown_metric", f"unknown metric '{metric}'; known metrics: {known}")
+        raise QueryError(
+            Kind.NOT_FOUND, "unknown_metric", f"unknown metric '{metric}'; known metrics: {known}"
+        )
     return found
 
 
@@ -170,7 +173,7 @@ def _qubit_count(db: ViewReader, project_id: str, chip_id: str) -> int:
         "SELECT qubit_count FROM chip WHERE project_id = ? AND chip_id = ?", [project_id, chip_id]
     )
     if not rows:
-        raise QueryError("not_found", f"chip '{chip_id}' not found")
+        raise QueryError(Kind.NOT_FOUND, "not_found", f"chip '{chip_id}' not found")
     return rows[0]["qubit_count"]
 
 

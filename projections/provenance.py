@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from domain.errors import Kind
 from domain.metrics import Trend, next_trend
 from projections.base import (
     Envelope,
@@ -345,6 +346,7 @@ def resolve_chip(
     chips = [r["chip_id"] for r in db.rows(f"SELECT DISTINCT chip_id FROM parameter_current WHERE {where} ORDER BY 1", params)]  # fmt: skip
     if len(chips) > 1:
         raise QueryError(
+            Kind.INVALID,
             "ambiguous_qid",
             f"qid '{qid}' has versions on chips {', '.join(chips)}; pass chip_id",
         )

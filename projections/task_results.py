@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from domain.errors import Kind
 from projections.base import QueryError, ViewReader, iso
 from projections.executions import task_entry
 from projections.provenance import NOW, Moment
@@ -26,7 +27,9 @@ def day_bounds(date: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     try:
         day = datetime.strptime(date, "%Y%m%d").replace(tzinfo=zone)
     except ValueError:
-        raise QueryError("invalid_date", f"date '{date}' is not a YYYYMMDD day") from None
+        raise QueryError(
+            Kind.INVALID, "invalid_date", f"date '{date}' is not a YYYYMMDD day"
+        ) from None
     return day, day + timedelta(days=1)
 
 
@@ -34,7 +37,7 @@ def _require_chip(db: ViewReader, project_id: str, chip_id: str) -> None:
     if not db.rows(
         "SELECT 1 FROM chip WHERE project_id = ? AND chip_id = ?", [project_id, chip_id]
     ):
-        raise QueryError("not_found", f"chip '{chip_id}' not found")
+        raise QueryError(Kind.NOT_FOUND, "not_found", f"chip '{chip_id}' not found")
 
 
 def latest_results(
@@ -114,7 +117,7 @@ def timeseries(
     """{data: {qid: [point, …]}}: the versions of one parameter measured in [start_at,
     end_at] by executions carrying `tag`, oldest first."""
     if end_at < start_at:
-        raise QueryError("invalid_time_range", "end_at is before start_at")
+        raise QueryError(Kind.INVALID, "invalid_time_range", "end_at is before start_at")
     _require_chip(db, project_id, chip_id)
     known, kp = at.known("v")
     where = (

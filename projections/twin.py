@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from domain.errors import Kind
 from projections.base import (
     Envelope,
     Projector,
@@ -204,7 +205,7 @@ def job_row(db: ViewReader, project_id: str, job_id: str) -> dict[str, Any]:
         "SELECT * FROM twin_job WHERE project_id = ? AND job_id = ?", [project_id, job_id]
     )
     if not rows:
-        raise QueryError("job_not_found", f"job '{job_id}' does not exist")
+        raise QueryError(Kind.NOT_FOUND, "job_not_found", f"job '{job_id}' does not exist")
     return rows[0]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from domain.errors import Kind
 from projections.base import (
     Envelope,
     Projector,
@@ -140,7 +141,9 @@ def session_row(db: ViewReader, project_id: str, session_id: str) -> dict[str, A
         [project_id, session_id, project_id, session_id],
     )
     if not rows:
-        raise QueryError("session_not_found", f"QEC session '{session_id}' does not exist")
+        raise QueryError(
+            Kind.NOT_FOUND, "session_not_found", f"QEC session '{session_id}' does not exist"
+        )
     return rows[0]
 
 

@@ -23,7 +23,7 @@ from qiskit import QuantumCircuit, qasm2
 from qiskit.circuit import Barrier, Gate, Instruction
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
-from twin.circuits import CircuitError
+from twin.errors import TwinError
 
 
 @dataclass(frozen=True)
@@ -74,26 +74,26 @@ def screen_qasm(text: str, limits: CircuitLimits = DEFAULT_LIMITS) -> None:
     """Refuse what must not reach the parser: checks that cost microseconds per kB."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_qasm_bytes:
-        raise CircuitError(
+        raise TwinError(
             "qasm_too_large",
             f"the circuit is {size} bytes; at most {limits.max_qasm_bytes} (max_qasm_bytes)",
         )
     if "\0" in text:
-        raise CircuitError("invalid_qasm", "the circuit contains a NUL character")
+        raise TwinError("invalid_qasm", "the circuit contains a NUL character")
     code = _COMMENT.sub("", text)
     includes = _INCLUDE.findall(code)
     if len(includes) != len(_INCLUDE_WORD.findall(code)):
-        raise CircuitError("invalid_qasm", 'include must be written include "qelib1.inc";')
+        raise TwinError("invalid_qasm", 'include must be written include "qelib1.inc";')
     for name in includes:
         if name != ALLOWED_INCLUDE:
-            raise CircuitError(
+            raise TwinError(
                 "include_not_allowed",
                 f"include {_shown(name)} is not allowed; only {ALLOWED_INCLUDE!r} (built in)"
                 " may be included",
             )
     registers = _REGISTER.findall(code)
     if len(registers) != len(_REGISTER_WORD.findall(code)):
-        raise CircuitError(
+        raise TwinError(
             "invalid_qasm",
             "every register must be declared as qreg NAME[SIZE]; or creg NAME[SIZE];",
         )
@@ -101,27 +101,27 @@ def screen_qasm(text: str, limits: CircuitLimits = DEFAULT_LIMITS) -> None:
     qubits = sum(int(n) if len(n) <= 9 else 10**9 for kind, n in registers if kind == "qreg")
     clbits = sum(int(n) if len(n) <= 9 else 10**9 for kind, n in registers if kind == "creg")
     if qubits > limits.max_qubits:
-        raise CircuitError(
+        raise TwinError(
             "too_many_qubits",
             f"the circuit declares {qubits} qubits; at most {limits.max_qubits}",
         )
     if clbits > limits.max_clbits:
-        raise CircuitError(
+        raise TwinError(
             "too_many_clbits",
             f"the circuit declares {clbits} classical bits; at most {limits.max_clbits}",
         )
     if _CLASSICAL_IF.search(code):
-        raise CircuitError(
+        raise TwinError(
             "unsupported_instruction",
             "classically controlled gates (if) are not supported: measurements are terminal",
         )
     if _RESET.search(code):
-        raise CircuitError("unsupported_instruction", "the twin does not run reset")
+        raise TwinError("unsupported_instruction", "the twin does not run reset")
     if _OPAQUE.search(code):
-        raise CircuitError("unsupported_instruction", "opaque gates have no definition to run")
+        raise TwinError("unsupported_instruction", "opaque gates have no definition to run")
     statements = code.count(";")
     if statements > limits.max_statements:
-        raise CircuitError(
+        raise TwinError(
             "too_many_gates",
             f"the circuit has {statements} statements; at most {limits.max_statements}"
             " (max_statements)",
@@ -136,7 +136,7 @@ def parse_qasm(text: str, limits: CircuitLimits = DEFAULT_LIMITS) -> QuantumCirc
     try:
         return qasm2.loads(text, include_path=())
     except qasm2.QASM2ParseError as err:
-        raise CircuitError("invalid_qasm", _parser_message(str(err))) from None
+        raise TwinError("invalid_qasm", _parser_message(str(err))) from None
 
 
 def _parser_message(text: str) -> str:
@@ -164,27 +164,27 @@ def from_dict(spec: Any, limits: CircuitLimits = DEFAULT_LIMITS) -> QuantumCircu
     "measure": [[qubit, clbit], ...] (default: every qubit into its own bit)}.
     Gate names are qiskit's standard gates plus "barrier"."""
     if not isinstance(spec, dict):
-        raise CircuitError("invalid_circuit", "a circuit is an OpenQASM 2.0 string or a dict")
+        raise TwinError("invalid_circuit", "a circuit is an OpenQASM 2.0 string or a dict")
     unknown = set(spec) - {"num_qubits", "gates", "measure"}
     if unknown:
-        raise CircuitError("invalid_circuit", f"unknown circuit keys {sorted(unknown)[:5]}")
+        raise TwinError("invalid_circuit", f"unknown circuit keys {sorted(unknown)[:5]}")
     n = spec.get("num_qubits")
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= limits.max_qubits:
-        raise CircuitError(
+        raise TwinError(
             "invalid_circuit", f"num_qubits must be an integer from 1 to {limits.max_qubits}"
         )
     gates = spec.get("gates", [])
     if not isinstance(gates, list) or len(gates) > limits.max_gates:
-        raise CircuitError("invalid_circuit", f"gates must be a list of at most {limits.max_gates}")
+        raise TwinError("invalid_circuit", f"gates must be a list of at most {limits.max_gates}")
     qc = QuantumCircuit(n, n)
     for i, gate in enumerate(gates):
         qc.append(*_dict_gate(i, gate, n))
     measure = spec.get("measure") or [[q, q] for q in range(n)]
     if not isinstance(measure, list) or len(measure) > n:
-        raise CircuitError("invalid_circuit", f"measure must be a list of at most {n} pairs")
+        raise TwinError("invalid_circuit", f"measure must be a list of at most {n} pairs")
     for pair in measure:
         if not (isinstance(pair, list) and len(pair) == 2 and all(_is_index(v, n) for v in pair)):
-            raise CircuitError(
+            raise TwinError(
                 "invalid_circuit",
                 f"measure {_shown(str(pair))} is not a [qubit, clbit] pair"
                 f" inside the circuit's {n} qubits",
@@ -200,29 +200,27 @@ def _is_index(value: Any, n: int) -> bool:
 def _dict_gate(i: int, gate: Any, n: int) -> tuple[Instruction, list[int]]:
     where = f"gates[{i}]"
     if not isinstance(gate, dict) or not isinstance(gate.get("name"), str):
-        raise CircuitError("invalid_circuit", f"{where}: a gate is {{name, qubits, params}}")
+        raise TwinError("invalid_circuit", f"{where}: a gate is {{name, qubits, params}}")
     name, qubits, params = gate["name"], gate.get("qubits"), gate.get("params", [])
     if not isinstance(qubits, list) or not all(_is_index(q, n) for q in qubits):
-        raise CircuitError(
-            "invalid_circuit", f"{where}: qubits must be a list of indices below {n}"
-        )
+        raise TwinError("invalid_circuit", f"{where}: qubits must be a list of indices below {n}")
     if len(set(qubits)) != len(qubits):
-        raise CircuitError("invalid_circuit", f"{where}: a gate's qubits must be distinct")
+        raise TwinError("invalid_circuit", f"{where}: a gate's qubits must be distinct")
     if name == "barrier":
         return Barrier(len(qubits)), qubits
     cls = STANDARD_GATES.get(name)
     if cls is None:
-        raise CircuitError(
+        raise TwinError(
             "unsupported_instruction",
             f"{where}: unknown gate {_shown(name, 30)}; known: {sorted(STANDARD_GATES)}",
         )
     if not isinstance(params, list) or not all(
         isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) for p in params
     ):
-        raise CircuitError("invalid_circuit", f"{where}: params must be finite numbers")
+        raise TwinError("invalid_circuit", f"{where}: params must be finite numbers")
     expected = _STANDARD[name]
     if len(params) != len(expected.params) or len(qubits) != expected.num_qubits:
-        raise CircuitError(
+        raise TwinError(
             "invalid_circuit",
             f"{where}: {name} takes {len(expected.params)} params and {expected.num_qubits} qubits",
         )
@@ -272,12 +270,12 @@ def size_of(qc: QuantumCircuit, limits: CircuitLimits = DEFAULT_LIMITS) -> Circu
             return memo[op.name]
         definition = op.definition
         if definition is None:
-            raise CircuitError(
+            raise TwinError(
                 "unsupported_instruction", f"{_shown(op.name, 30)} has no definition to run"
             )
         walked[0] += 1
         if walked[0] > limits.max_definitions_walked:
-            raise CircuitError("too_many_gates", "the gate definitions are nested too deeply")
+            raise TwinError("too_many_gates", "the gate definitions are nested too deeply")
         total = two = 0
         clifford = not op.params  # a parameterised definition: Clifford-ness unknown
         for inst in definition.data:
@@ -295,7 +293,7 @@ def size_of(qc: QuantumCircuit, limits: CircuitLimits = DEFAULT_LIMITS) -> Circu
         g, t, c = expand(inst.operation)
         gates, two, clifford = gates + g, two + t, clifford and c
         if gates > limits.max_gates:
-            raise CircuitError(
+            raise TwinError(
                 "too_many_gates",
                 f"the circuit expands to more than {limits.max_gates} gates (max_gates)",
             )
@@ -329,6 +327,6 @@ def check_circuits(
     for i, circuit in enumerate(circuits):
         try:
             sizes.append(check_circuit(circuit, limits))
-        except CircuitError as err:
-            raise CircuitError(err.code, f"circuits[{i}]: {err.message}") from None
+        except TwinError as err:
+            raise TwinError(err.code, f"circuits[{i}]: {err.message}") from None
     return sizes

@@ -16,18 +16,12 @@ from qiskit.circuit import Measure
 from qiskit.transpiler import CouplingMap
 
 from twin.device import Device
+from twin.errors import TwinError
 
 # Terminal measurements only: no resets, no classically controlled gates.
 UNSUPPORTED = frozenset(
     {"reset", "initialize", "delay", "if_else", "while_loop", "for_loop", "switch_case"}
 )
-
-
-class CircuitError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -68,15 +62,13 @@ def _quarter_turns(angle: float) -> int | None:
 def compile_for(qc: QuantumCircuit, device: Device, seed: int = 0) -> Program:
     """Transpile onto the device and flatten to Ops; only terminal measurements."""
     if qc.num_qubits > device.num_qubits:
-        raise CircuitError(
+        raise TwinError(
             "too_many_qubits",
             f"the circuit uses {qc.num_qubits} qubits; {device.name} has {device.num_qubits}",
         )
     unsupported = {i.operation.name for i in qc.data} & UNSUPPORTED
     if unsupported:
-        raise CircuitError(
-            "unsupported_instruction", f"the twin does not run {sorted(unsupported)}"
-        )
+        raise TwinError("unsupported_instruction", f"the twin does not run {sorted(unsupported)}")
     coupling = CouplingMap([list(e) for e in device.coupling_map])
     coupling.make_symmetric()
     tc = transpile(
@@ -99,7 +91,7 @@ def compile_for(qc: QuantumCircuit, device: Device, seed: int = 0) -> Program:
         if op.name == "barrier":
             continue
         if measured & set(qubits):
-            raise CircuitError(
+            raise TwinError(
                 "mid_circuit_measurement", "gates after a measurement are not supported"
             )
         angle = float(op.params[0]) if op.name == "rz" else 0.0

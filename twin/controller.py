@@ -13,6 +13,7 @@ from typing import Any
 
 from twin import fpga
 from twin.device import Backend, EdgeNoise, QubitNoise
+from twin.errors import TwinError
 
 COMMAND_FIELDS: dict[str, frozenset[str]] = {
     "inject_noise_override": frozenset(
@@ -74,25 +75,18 @@ class ControllerState:
         return self.injected.exec_time * self.policy.exec_time
 
 
-class ControllerError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) -> None:
     """Refuse what the fold could not apply: unknown type or field, a qubit outside the
     device, an unknown scenario, a multiplier that is not a positive number."""
     allowed = COMMAND_FIELDS.get(command_type)
     if allowed is None:
-        raise ControllerError(
+        raise TwinError(
             "unknown_command_type",
             f"unknown command_type '{command_type}'; allowed: {sorted(COMMAND_FIELDS)}",
         )
     unknown = sorted(set(payload) - allowed)
     if unknown:
-        raise ControllerError(
+        raise TwinError(
             "unknown_payload_field",
             f"{command_type} does not take {unknown}; allowed: {sorted(allowed)}",
         )
@@ -102,13 +96,13 @@ def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) 
                 fpga.check_cryo(payload)
             else:
                 fpga.check_readout_config(payload, backend.device.num_qubits)
-        except fpga.ScheduleError as err:
-            raise ControllerError(err.code, err.message) from None
+        except TwinError as err:
+            raise TwinError(err.code, err.message) from None
         return
     for key, value in payload.items():
         if key == "scenario_name":
             if value not in backend.scenarios:
-                raise ControllerError(
+                raise TwinError(
                     "unknown_scenario",
                     f"scenario '{value}' is not defined for {backend.backend_id};"
                     f" known: {sorted(backend.scenarios)}",
@@ -116,9 +110,9 @@ def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) 
             continue
         if key == "qubit":
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ControllerError("invalid_payload", "qubit must be an integer")
+                raise TwinError("invalid_payload", "qubit must be an integer")
             if not 0 <= value < backend.device.num_qubits:
-                raise ControllerError(
+                raise TwinError(
                     "qubit_out_of_range",
                     f"qubit {value} is outside {backend.backend_id}"
                     f" (0..{backend.device.num_qubits - 1})",
@@ -129,18 +123,18 @@ def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) 
             or isinstance(value, bool)
             or not math.isfinite(value)
         ):
-            raise ControllerError("invalid_payload", f"{key} must be a finite number")
+            raise TwinError("invalid_payload", f"{key} must be a finite number")
         if command_type == "set_qubit_noise":
             if value == REVERT:
                 continue
             if key in ("readout_error", "gate_error") and not 0 <= value <= 0.5:
-                raise ControllerError("invalid_payload", f"{key} must lie in [0, 0.5] (or -1)")
+                raise TwinError("invalid_payload", f"{key} must lie in [0, 0.5] (or -1)")
             if key in ("t1_us", "t2_us") and value <= 0:
-                raise ControllerError("invalid_payload", f"{key} must be positive (or -1)")
+                raise TwinError("invalid_payload", f"{key} must be positive (or -1)")
         elif value < 0 or (key != "drift_multiplier" and value == 0):
-            raise ControllerError("invalid_payload", f"{key} must be positive")
+            raise TwinError("invalid_payload", f"{key} must be positive")
     if command_type == "set_qubit_noise" and "qubit" not in payload:
-        raise ControllerError("invalid_payload", "set_qubit_noise needs a qubit")
+        raise TwinError("invalid_payload", "set_qubit_noise needs a qubit")
 
 
 def _multipliers(m: Multipliers, payload: dict[str, Any]) -> Multipliers:
@@ -198,7 +192,7 @@ def apply_command(state: ControllerState, command_type: str, payload: dict[str, 
             cryo_t1=state.cryo_t1, cryo_t2=state.cryo_t2, temperature_mk=state.temperature_mk,
             still_mk=state.still_mk,
         )  # fmt: skip
-    raise ControllerError("unknown_command_type", command_type)
+    raise TwinError("unknown_command_type", command_type)
 
 
 def _cryo(state: ControllerState, payload: dict[str, Any]) -> ControllerState:

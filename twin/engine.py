@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from twin import clifford, density, trajectories
-from twin.circuits import CircuitError, Program
+from twin.circuits import Program
 from twin.device import SchedulerLimits
+from twin.errors import TwinError
 from twin.noise import NoiseModel
 from twin.sampling import counts_from_bits, sample_counts
 
@@ -24,7 +25,7 @@ def engine_for(program: Program, limits: SchedulerLimits) -> str:
         return "stim"
     if width <= limits.trajectory_max_qubits:
         return "trajectories"
-    raise CircuitError(
+    raise TwinError(
         "circuit_too_wide",
         f"a non-Clifford circuit on {width} qubits is beyond the trajectory engine's"
         f" {limits.trajectory_max_qubits}; Clifford circuits run at any width",

@@ -21,6 +21,8 @@ import math
 from statistics import NormalDist
 from typing import Any
 
+from twin.errors import TwinError
+
 CRYO_CURVE = ((15.0, 1.0), (30.0, 0.85), (50.0, 0.60), (100.0, 0.20))
 REFERENCE_INTEGRATION_NS = 1000.0
 REFERENCE_THRESHOLD = 0.5
@@ -32,13 +34,6 @@ SCHEDULE_GATES = {  # name -> qubits it takes
 ROTATIONS = frozenset({"rx", "ry", "rz"})
 MAX_ACTIONS = 10_000
 _N = NormalDist()
-
-
-class ScheduleError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def coherence_multiplier(temperature_mk: float) -> float:
@@ -80,21 +75,21 @@ def check_readout_config(payload: dict[str, Any], num_qubits: int) -> None:
         not isinstance(channels, list)
         or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels)
     ):
-        raise ScheduleError("invalid_payload", "channels must be a list of qubit indices")
+        raise TwinError("invalid_payload", "channels must be a list of qubit indices")
     for c in channels or []:
         if not 0 <= c < num_qubits:
-            raise ScheduleError("qubit_out_of_range", f"channel {c} is outside 0..{num_qubits - 1}")
+            raise TwinError("qubit_out_of_range", f"channel {c} is outside 0..{num_qubits - 1}")
     tau = payload.get("integration_time_ns", REFERENCE_INTEGRATION_NS)
     if not isinstance(tau, int | float) or isinstance(tau, bool) or not 10 <= tau <= 100_000:
-        raise ScheduleError("invalid_payload", "integration_time_ns must lie in [10, 100000]")
+        raise TwinError("invalid_payload", "integration_time_ns must lie in [10, 100000]")
     thresholds = payload.get("thresholds", {})
     if not isinstance(thresholds, dict):
-        raise ScheduleError("invalid_payload", "thresholds must map a channel to a number")
+        raise TwinError("invalid_payload", "thresholds must map a channel to a number")
     for key, value in thresholds.items():
         if not (str(key).isascii() and str(key).isdigit()) or not 0 <= int(key) < num_qubits:
-            raise ScheduleError("qubit_out_of_range", f"threshold for unknown channel '{key}'")
+            raise TwinError("qubit_out_of_range", f"threshold for unknown channel '{key}'")
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < 1:
-            raise ScheduleError("invalid_payload", f"threshold '{key}' must lie in (0, 1)")
+            raise TwinError("invalid_payload", f"threshold '{key}' must lie in (0, 1)")
 
 
 def check_cryo(payload: dict[str, Any]) -> None:
@@ -104,58 +99,58 @@ def check_cryo(payload: dict[str, Any]) -> None:
             or isinstance(value, bool)
             or not math.isfinite(value)
         ):
-            raise ScheduleError("invalid_payload", f"{key} must be a finite number")
+            raise TwinError("invalid_payload", f"{key} must be a finite number")
         if value <= 0:
-            raise ScheduleError("invalid_payload", f"{key} must be positive")
+            raise TwinError("invalid_payload", f"{key} must be positive")
 
 
 def check_schedule(actions: Any, n_qubits: Any, num_qubits: int) -> list[dict[str, Any]]:
-    """The schedule's actions, normalised; ScheduleError names the first bad action."""
+    """The schedule's actions, normalised; TwinError names the first bad action."""
     if not isinstance(n_qubits, int) or isinstance(n_qubits, bool) or not 1 <= n_qubits:
-        raise ScheduleError("invalid_schedule", "n_qubits must be a positive integer")
+        raise TwinError("invalid_schedule", "n_qubits must be a positive integer")
     if n_qubits > num_qubits:
-        raise ScheduleError(
+        raise TwinError(
             "too_many_qubits", f"n_qubits {n_qubits} exceeds the backend's {num_qubits} qubits"
         )
     if not isinstance(actions, list) or not 1 <= len(actions) <= MAX_ACTIONS:
-        raise ScheduleError("invalid_schedule", f"actions must be a list of 1..{MAX_ACTIONS}")
+        raise TwinError("invalid_schedule", f"actions must be a list of 1..{MAX_ACTIONS}")
     out = []
     for i, action in enumerate(actions):
         where = f"actions[{i}]"
         if not isinstance(action, dict):
-            raise ScheduleError("invalid_schedule", f"{where} must be an object")
+            raise TwinError("invalid_schedule", f"{where} must be an object")
         gate, qubits = action.get("gate"), action.get("qubits")
         if gate not in SCHEDULE_GATES:
-            raise ScheduleError(
+            raise TwinError(
                 "invalid_schedule",
                 f"{where}: unknown gate {gate!r}; allowed: {sorted(SCHEDULE_GATES)}",
             )
         extra = sorted(set(action) - {"gate", "qubits", "angle"})
         if extra:
-            raise ScheduleError("invalid_schedule", f"{where} ({gate}): unknown fields {extra}")
+            raise TwinError("invalid_schedule", f"{where} ({gate}): unknown fields {extra}")
         if not isinstance(qubits, list) or len(qubits) != SCHEDULE_GATES[gate]:
-            raise ScheduleError(
+            raise TwinError(
                 "invalid_schedule",
                 f"{where} ({gate}): qubits must list {SCHEDULE_GATES[gate]} qubit(s)",
             )
         for q in qubits:
             if not isinstance(q, int) or isinstance(q, bool) or not 0 <= q < n_qubits:
-                raise ScheduleError(
+                raise TwinError(
                     "invalid_schedule",
                     f"{where} ({gate}): qubit {q!r} is outside 0..{n_qubits - 1}",
                 )
         if len(set(qubits)) != len(qubits):
-            raise ScheduleError("invalid_schedule", f"{where} ({gate}): repeated qubit")
+            raise TwinError("invalid_schedule", f"{where} ({gate}): repeated qubit")
         angle = action.get("angle")
         if (gate in ROTATIONS) != (angle is not None):
             need = "needs an angle" if gate in ROTATIONS else "takes no angle"
-            raise ScheduleError("invalid_schedule", f"{where} ({gate}) {need}")
+            raise TwinError("invalid_schedule", f"{where} ({gate}) {need}")
         if angle is not None and (
             not isinstance(angle, int | float)
             or isinstance(angle, bool)
             or not math.isfinite(angle)
         ):
-            raise ScheduleError("invalid_schedule", f"{where} ({gate}): angle must be a number")
+            raise TwinError("invalid_schedule", f"{where} ({gate}): angle must be a number")
         out.append(
             {"gate": gate, "qubits": qubits, **({"angle": angle} if angle is not None else {})}
         )

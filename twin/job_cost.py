@@ -9,8 +9,8 @@ time) and rounded up; the worker's wall-clock limit catches what the estimate mi
 from __future__ import annotations
 
 from twin.circuit_input import CircuitSize
-from twin.circuits import CircuitError
 from twin.device import SchedulerLimits
+from twin.errors import TwinError
 
 BASIS_OPS_PER_GATE = 4  # rz/sx/x/cx after mapping and routing (measured 2.6-3.5)
 TRANSPILE_S_PER_GATE = 1e-4  # 100 qubits, 1,500 gates: 0.10 s
@@ -30,7 +30,7 @@ def engine_for_size(size: CircuitSize, limits: SchedulerLimits) -> str:
         return "stim"
     if size.width <= limits.trajectory_max_qubits:
         return "trajectories"
-    raise CircuitError(
+    raise TwinError(
         "circuit_too_wide",
         f"a non-Clifford circuit on {size.width} qubits is beyond the trajectory engine's"
         f" {limits.trajectory_max_qubits} (trajectory_max_qubits); Clifford circuits run at"

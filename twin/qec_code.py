@@ -15,16 +15,11 @@ from functools import cache
 
 import stim
 
+from twin.errors import TwinError
+
 FAMILIES = ("repetition", "surface")
 BASES = ("Z", "X")
 GATES = ("R", "RX", "H", "CX", "M", "MX", "MR", "MRX")
-
-
-class CodeError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def qubits_needed(family: str, distance: int) -> int:
@@ -32,22 +27,22 @@ def qubits_needed(family: str, distance: int) -> int:
 
 
 def check(family: str, distance: int, basis: str, num_qubits: int) -> None:
-    """Raises CodeError if this code cannot run on a device of `num_qubits` qubits."""
+    """Raises TwinError if this code cannot run on a device of `num_qubits` qubits."""
     if family not in FAMILIES:
-        raise CodeError("unknown_code_family", f"code_family must be one of {list(FAMILIES)}")
+        raise TwinError("unknown_code_family", f"code_family must be one of {list(FAMILIES)}")
     if basis not in BASES:
-        raise CodeError("invalid_basis", f"basis must be one of {list(BASES)}")
+        raise TwinError("invalid_basis", f"basis must be one of {list(BASES)}")
     if family == "repetition" and basis != "Z":
-        raise CodeError("invalid_basis", "the repetition code protects only the Z basis")
+        raise TwinError("invalid_basis", "the repetition code protects only the Z basis")
     if distance < 2:
-        raise CodeError("invalid_distance", "code_distance must be at least 2")
+        raise TwinError("invalid_distance", "code_distance must be at least 2")
     need = qubits_needed(family, distance)
     if need > num_qubits:
         largest = max(
             (d for d in range(2, 64) if qubits_needed(family, d) <= num_qubits), default=None
         )
         fits = f"the largest that fits is d = {largest}" if largest else "no distance fits"
-        raise CodeError(
+        raise TwinError(
             "code_too_large",
             f"a {family} code of distance {distance} needs {need} qubits; the backend has"
             f" {num_qubits} ({fits})",

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from adapters.http.deps import Offset, ReadModels, generated_id, not_found, send_command
+from adapters.http.deps import Offset, ReadModels, generated_id, send_command
+from adapters.http.errors import not_found
 from adapters.http.security import AdminUser, auth_of
 from commands.identity import (
     AddMember,

@@ -30,7 +30,9 @@ from adapters.http import (
     twin_telemetry,
 )
 from adapters.http import auth as auth_routes
+from adapters.http.errors import status_of
 from adapters.http.limits import BodyLimits
+from domain.errors import DomainError, Kind
 from domain.figures import MAX_FIGURE_BYTES
 from domain.metrics import MetricCatalog, PolicyRule
 from projections.base import QueryError
@@ -97,9 +99,11 @@ def create_app(
         )
 
     @app.exception_handler(QueryError)
-    async def query_error(_: Request, exc: QueryError) -> JSONResponse:
-        status = 404 if exc.code.endswith("not_found") or exc.code.startswith("unknown_") else 422
-        return JSONResponse({"code": exc.code, "message": exc.message}, status_code=status)
+    @app.exception_handler(DomainError)
+    async def refused(_: Request, exc: QueryError | DomainError) -> JSONResponse:
+        return JSONResponse(
+            {"code": exc.code, "message": exc.message}, status_code=status_of(exc.kind)
+        )
 
     @app.exception_handler(ValidationError)  # a command built from path parameters
     @app.exception_handler(RequestValidationError)
@@ -112,7 +116,8 @@ def create_app(
         )
         detail = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in errors[:50]]
         return JSONResponse(
-            {"code": "invalid_request", "message": summary, "detail": detail}, status_code=422
+            {"code": "invalid_request", "message": summary, "detail": detail},
+            status_code=status_of(Kind.INVALID),
         )
 
     @app.exception_handler(Exception)
@@ -120,7 +125,7 @@ def create_app(
         log.exception("unhandled error: %s", exc)
         return JSONResponse(
             {"code": "internal_error", "message": "unexpected server error; see the server log"},
-            status_code=500,
+            status_code=status_of(Kind.INTERNAL),
         )
 
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
@@ -155,6 +160,9 @@ def create_app(
     app.include_router(metrics.chip_views)
     app.include_router(task_results.router)
     app.include_router(task_results.tags)
+    from adapters.http.asyncapi import router as asyncapi_document
+
+    app.include_router(asyncapi_document)  # GET /api/asyncapi.json, open
     for twin_router in (
         twin_core.router,
         twin_core.config,

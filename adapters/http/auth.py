@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from adapters.http.deps import ApiError, ReadModels, not_found, send_command
+from adapters.http.deps import ReadModels, send_command
+from adapters.http.errors import ApiError, not_found
 from adapters.http.security import AdminUser, CurrentPrincipal, CurrentUser, auth_of
 from adapters.security.tokens import InvalidToken, RefreshClaims, new_token_id
 from commands.identity import (
@@ -27,7 +28,7 @@ from commands.identity import (
 from commands.models import Accepted
 from commands.refresh import RotateRefreshToken
 from domain.access import Unauthenticated, authenticate
-from domain.errors import DomainError
+from domain.errors import DomainError, Kind
 from domain.refresh import REUSE_MESSAGE, RefreshFamilyRevoked, RefreshTokenRotated
 from projections import identity as q
 
@@ -103,12 +104,10 @@ async def _check_password(request: Request, username: str, password: str) -> q.U
     keys = (f"user:{username}", f"addr:{client}")
     wait = auth.throttle.retry_after(keys)
     if wait > 0:
-        raise HTTPException(
-            429,
-            {
-                "code": "too_many_attempts",
-                "message": f"too many failed logins; retry in {wait:.0f}s",
-            },
+        raise ApiError(
+            Kind.THROTTLED,
+            "too_many_attempts",
+            f"too many failed logins; retry in {wait:.0f}s",
             headers={"Retry-After": str(max(1, round(wait)))},
         )
     user = (await auth.directory()).users.get(username)
@@ -118,18 +117,12 @@ async def _check_password(request: Request, username: str, password: str) -> q.U
     )
     if not ok or user is None or not known:
         auth.throttle.failed(keys)
-        raise HTTPException(
-            401,
-            {"code": "unauthenticated", "message": WRONG},
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise ApiError(Kind.UNAUTHENTICATED, "unauthenticated", WRONG)
     # Only the account's counter: clearing the address's too would let an attacker reset
     # it by signing in to an account of their own between guesses.
     auth.throttle.succeeded(keys[:1])
     if user.disabled:
-        raise HTTPException(
-            401, {"code": "account_disabled", "message": "this account is disabled"}
-        )
+        raise ApiError(Kind.UNAUTHENTICATED, "account_disabled", "this account is disabled")
     return user
 
 
@@ -236,8 +229,8 @@ async def gateway_login(body: GatewayLogin, request: Request):
     return _pair(request, await _check_password(request, body.email, body.password))
 
 
-def _refused(code: str, message: str) -> HTTPException:
-    return HTTPException(401, {"code": code, "message": message})
+def _refused(code: str, message: str) -> ApiError:
+    return ApiError(Kind.UNAUTHENTICATED, code, message)
 
 
 @gateway.post("/refresh", response_model=TokenPair)
@@ -287,7 +280,7 @@ async def _spend(request: Request, claims: RefreshClaims, next_jti: str) -> None
                 continue
             if code == "refresh_already_rotated" and attempt > 1:
                 return  # the earlier attempt was accepted; only its reply was lost
-            if err.status_code == 401:  # unauthenticated, refresh_token_reused / _revoked
+            if err.kind is Kind.UNAUTHENTICATED:  # unauthenticated, refresh_token_reused/_revoked
                 raise _refused(code, detail["message"]) from None
             raise
     outcome = (reply.event or {}).get("type") if reply is not None else None
@@ -296,7 +289,9 @@ async def _spend(request: Request, claims: RefreshClaims, next_jti: str) -> None
     if outcome == RefreshFamilyRevoked.TYPE:
         raise _refused("refresh_token_reused", REUSE_MESSAGE)
     # An Accepted without its event is a replay by Idempotency-Key, which is never sent.
-    raise ApiError(500, "internal_error", "the refresh was decided, but its outcome is unknown")
+    raise ApiError(
+        Kind.INTERNAL, "internal_error", "the refresh was decided, but its outcome is unknown"
+    )
 
 
 def _with_bearer(request: Request, bearer: str) -> Request:

@@ -8,7 +8,6 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from adapters.http.deps import (
-    ApiError,
     IdempotencyKey,
     Offset,
     ProjectId,
@@ -16,10 +15,10 @@ from adapters.http.deps import (
     ReadModels,
     WritableProject,
     accepted_body,
-    not_found,
     send_command,
     wait_for_position,
 )
+from adapters.http.errors import ApiError, not_found
 from commands.models import RegisterChip
 from projections import chips as q
 

@@ -9,147 +9,18 @@ from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from adapters.http.errors import ApiError
 from adapters.http.security import ProjectId, TwinProject, WritableProject, credential_headers
 from adapters.readstore import ReadStore
 from commands.models import Accepted, Command, Rejected, Reply
+from domain.errors import Kind
 from projections.provenance import Moment
 
-# How a rejected command's code maps to HTTP. Unlisted codes are 400.
-STATUS_BY_CODE = {
-    "invalid_command": 422,
-    "invalid_input": 422,
-    "invalid_size": 422,
-    "unknown_topology": 422,
-    "invalid_status": 422,
-    "invalid_time_range": 422,
-    "unknown_qid": 422,
-    "unknown_input_version": 422,
-    "input_name_mismatch": 422,
-    "input_from_the_future": 422,
-    "unknown_figure": 422,
-    "not_found": 404,
-    "chip_not_found": 404,
-    "execution_not_found": 404,
-    "task_not_found": 404,
-    "chip_exists": 409,
-    "execution_exists": 409,
-    "execution_finished": 409,
-    "duplicate_task": 409,
-    "stale_measurement": 409,
-    "idempotency_key_reused": 409,
-    "concurrency_conflict": 409,
-    "command_too_large": 413,
-    "body_too_large": 413,
-    "invalid_utf8": 422,
-    "nesting_too_deep": 422,
-    "number_out_of_range": 422,
-    "invalid_project": 400,
-    "invalid_idempotency_key": 400,
-    "unknown_command": 400,
-    "store_unavailable": 503,
-    "bus_unavailable": 503,
-    "command_timeout": 504,
-    "internal_error": 500,
-    # identity and tenancy
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "project_not_found": 404,
-    "user_not_found": 404,
-    "member_not_found": 404,
-    "api_key_not_found": 404,
-    "no_project": 400,
-    "wrong_password": 400,
-    "invalid_role": 422,
-    "invalid_scope": 422,
-    "invalid_expiry": 422,
-    "username_taken": 409,
-    "username_reserved": 422,
-    "project_exists": 409,
-    "already_member": 409,
-    "already_owner": 409,
-    "last_owner": 409,
-    "last_admin": 409,
-    "has_default_project": 409,
-    "api_key_exists": 409,
-    "api_key_revoked": 409,
-    "already_bootstrapped": 409,
-    "refresh_token_reused": 401,
-    "refresh_token_revoked": 401,
-    "refresh_already_rotated": 409,
-    # the digital twin
-    "unknown_backend": 404,
-    "job_not_found": 404,
-    "config_file_not_found": 404,
-    "job_exists": 409,
-    "job_running": 409,
-    "job_finished": 409,
-    "job_not_queued": 409,
-    "job_not_running": 409,
-    "session_not_found": 404,
-    "schedule_not_found": 404,
-    **dict.fromkeys(
-        (
-            "session_exists",
-            "schedule_exists",
-            "session_ended",
-            "session_autonomous",
-            "round_out_of_order",
-            "rounds_limit_reached",
-            "correction_exists",
-            "no_rounds",
-        ),
-        409,
-    ),
-    **dict.fromkeys(
-        (
-            "invalid_config",
-            "invalid_config_path",
-            "unknown_command_type",
-            "unknown_payload_field",
-            "qubit_out_of_range",
-            "invalid_payload",
-            "unknown_scenario",
-            "invalid_shots",
-            "too_many_circuits",
-            "invalid_qasm",
-            "invalid_circuit",
-            "too_many_qubits",
-            "unknown_code_family",
-            "invalid_basis",
-            "invalid_distance",
-            "code_too_large",
-            "invalid_correction",
-            "step_too_large",
-            "session_too_large",
-            "invalid_schedule",
-            "include_not_allowed",
-            "qasm_too_large",
-            "too_many_clbits",
-            "too_many_gates",
-            "unsupported_instruction",
-            "circuit_too_wide",
-            "circuit_too_complex",
-            "job_too_expensive",
-        ),
-        422,
-    ),  # fmt: skip
-    "twin_unavailable": 503,
-}
-
 __all__ = ["ProjectId", "TwinProject", "WritableProject"]
-
-
-class ApiError(HTTPException):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(status_code=status, detail={"code": code, "message": message})
-
-
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
 
 
 class Gateway(Protocol):
@@ -168,7 +39,7 @@ def zone(request: Request, tz: str | None = None) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ApiError(422, "invalid_timezone", f"unknown time zone {name!r}") from None
+        raise ApiError(Kind.INVALID, "invalid_timezone", f"unknown time zone {name!r}") from None
 
 
 Zone = Annotated[ZoneInfo, Depends(zone)]
@@ -188,7 +59,9 @@ def moment(
         as_of = as_of.replace(tzinfo=tz)
     as_of = as_of.astimezone(UTC)
     if as_of > datetime.now(UTC):
-        raise ApiError(422, "as_of_in_future", f"as_of {as_of.isoformat()} is in the future")
+        raise ApiError(
+            Kind.INVALID, "as_of_in_future", f"as_of {as_of.isoformat()} is in the future"
+        )
     return Moment(as_of)
 
 
@@ -230,7 +103,7 @@ async def wait_for_position(position: int, request: Request) -> None:
         head = await asyncio.to_thread(request.app.state.runner.store.max_position)
         if position > head:
             raise ApiError(
-                422,
+                Kind.INVALID,
                 "position_not_in_store",
                 f"position {position} is beyond the store's last ({head}); use a position"
                 " from a command's reply",
@@ -238,7 +111,7 @@ async def wait_for_position(position: int, request: Request) -> None:
     if not await runner.wait_for(position, timeout):
         reason = f" ({runner.stalled})" if runner.stalled else ""
         raise ApiError(
-            503,
+            Kind.UNAVAILABLE,
             "projection_lagging",
             f"read models have not reached position {position} within {timeout:g}s{reason}; retry",
         )
@@ -283,7 +156,7 @@ async def send_command(
     gateway: Gateway = request.app.state.gateway
     reply = await gateway.send(command, headers)
     if isinstance(reply, Rejected):
-        raise ApiError(STATUS_BY_CODE.get(reply.code, 400), reply.code, reply.message)
+        raise ApiError(reply.kind, reply.code, reply.message)
     if wait:
         await wait_for_position(reply.position, request)
     return reply

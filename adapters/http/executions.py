@@ -17,9 +17,9 @@ from adapters.http.deps import (
     WritableProject,
     accepted_body,
     generated_id,
-    not_found,
     send_command,
 )
+from adapters.http.errors import not_found
 from commands.models import (
     CancelExecution,
     CompleteExecution,

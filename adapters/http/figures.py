@@ -17,8 +17,9 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from adapters.figures import FigureStore
-from adapters.http.deps import ApiError, ProjectId, ReadAfter, ReadModels, WritableProject
-from domain.errors import InvalidInput
+from adapters.http.deps import ProjectId, ReadAfter, ReadModels, WritableProject
+from adapters.http.errors import ApiError
+from domain.errors import DomainError, Kind
 from domain.figures import FIGURE_NAME, MAX_FIGURE_BYTES, figure_name, media_type_of
 from projections.executions import FIGURE_URL, unknown_figures
 
@@ -47,7 +48,7 @@ def _name(path: str) -> str:
     name = path.removeprefix(FIGURE_URL)
     if not FIGURE_NAME.match(name):
         raise ApiError(
-            422,  # bad input, like every other: the error model's "invalid" kind
+            Kind.INVALID,  # bad input, like every other: the error model's "invalid" kind
             "invalid_figure_path",
             f"'{path[:200]}' is not a figure path; use the figure_path values of a task"
             " result (server file paths are not accepted)",
@@ -55,10 +56,9 @@ def _name(path: str) -> str:
     return name
 
 
-async def _require_own(db, project: str, names: list[str], status: int = 404) -> None:
-    missing = await asyncio.to_thread(unknown_figures, db, project, names)
-    if missing:
-        raise ApiError(status, "figure_not_found", f"no task result names figure(s) {missing}")
+async def _unknown(db, project: str, names: list[str]) -> list[str]:
+    """Those of `names` that no task result of the project names."""
+    return await asyncio.to_thread(unknown_figures, db, project, names)
 
 
 async def _read_bounded(request: Request) -> bytes:
@@ -68,7 +68,9 @@ async def _read_bounded(request: Request) -> bytes:
         size += len(chunk)
         if size > MAX_FIGURE_BYTES:
             raise ApiError(
-                413, "figure_too_large", f"a figure may be at most {MAX_FIGURE_BYTES} bytes"
+                Kind.TOO_LARGE,
+                "figure_too_large",
+                f"a figure may be at most {MAX_FIGURE_BYTES} bytes",
             )
         chunks.append(chunk)
     return b"".join(chunks)
@@ -81,9 +83,8 @@ async def upload_figure(request: Request, project: WritableProject) -> FigureSto
     data = await _read_bounded(request)
     try:
         name = figure_name(data, request.headers.get("content-type", ""))
-    except InvalidInput as err:
-        status = 415 if err.code == "unsupported_media_type" else 422
-        raise ApiError(status, err.code, err.message) from err
+    except DomainError as err:
+        raise ApiError.of(err) from err
     await _store(request).put(name, data)
     return FigureStored(
         name=name, path=FIGURE_URL + name, size=len(data), media_type=media_type_of(name)
@@ -93,7 +94,9 @@ async def upload_figure(request: Request, project: WritableProject) -> FigureSto
 async def _fetch(request: Request, name: str) -> bytes:
     data = await _store(request).get(name)
     if data is None:  # named by a task result but not in the bucket: the bucket was lost
-        raise ApiError(503, "figure_unavailable", f"figure '{name}' is missing from the store")
+        raise ApiError(
+            Kind.UNAVAILABLE, "figure_unavailable", f"figure '{name}' is missing from the store"
+        )
     return data
 
 
@@ -101,7 +104,8 @@ async def _fetch(request: Request, name: str) -> bytes:
 async def get_figure(name: str, request: Request, project: ProjectId, db: ReadModels):
     """One figure that a task result of the project names."""
     name = _name(name)
-    await _require_own(db, project, [name])
+    if await _unknown(db, project, [name]):
+        raise ApiError(Kind.NOT_FOUND, "figure_not_found", f"no task result names figure {name}")
     return Response(await _fetch(request, name), media_type=media_type_of(name))
 
 
@@ -123,11 +127,17 @@ async def download_figures(
     """The figures as one ZIP archive, each under its name. 400 for no paths or a path
     no task result of the project names, as in the reference."""
     if not body.paths:
-        raise ApiError(400, "no_paths", "give at least one figure path")
+        raise ApiError(Kind.MALFORMED, "no_paths", "give at least one figure path")
     if not ZIP_NAME.match(body.filename):
-        raise ApiError(400, "invalid_filename", "filename must match [A-Za-z0-9._-]{1,100}.zip")
+        raise ApiError(
+            Kind.MALFORMED, "invalid_filename", "filename must match [A-Za-z0-9._-]{1,100}.zip"
+        )
     names = list(dict.fromkeys(_name(p) for p in body.paths))
-    await _require_own(db, project, names, status=400)  # 400 as the reference says
+    missing = await _unknown(db, project, names)
+    if missing:  # 400 as the reference says: the request as a whole is unusable
+        raise ApiError(
+            Kind.MALFORMED, "unknown_figure_paths", f"no task result names figure(s) {missing}"
+        )
     buffer = io.BytesIO()
     # PNGs are already compressed; JSON figures shrink well.
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 import orjson
 
 from adapters.body_limits import BodyRefused, check_json
+from adapters.http.errors import status_of
+from domain.errors import Kind
 
 JSON_TYPES = (b"application/json", b"text/json")
 
@@ -61,13 +63,13 @@ class BodyLimits:
             try:
                 check_json(body)
             except BodyRefused as err:
-                await _refuse(send, 422, err.code, err.message)
+                await _refuse(send, err.kind, err.code, err.message)
                 return
         elif body and kind == b"application/x-www-form-urlencoded":
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError:
-                await _refuse(send, 422, "invalid_utf8", "the form is not UTF-8")
+                await _refuse(send, Kind.INVALID, "invalid_utf8", "the form is not UTF-8")
                 return
         await self.app(scope, _replay(body, receive), send)
 
@@ -87,16 +89,19 @@ def _replay(body: bytes, receive):
 
 async def _too_large(send, limit: int) -> None:
     await _refuse(
-        send, 413, "body_too_large", f"the request body exceeds {limit} bytes (max_body_bytes)"
+        send,
+        Kind.TOO_LARGE,
+        "body_too_large",
+        f"the request body exceeds {limit} bytes (max_body_bytes)",
     )
 
 
-async def _refuse(send, status: int, code: str, message: str) -> None:
+async def _refuse(send, kind: Kind, code: str, message: str) -> None:
     body = orjson.dumps({"code": code, "message": message})
     await send(
         {
             "type": "http.response.start",
-            "status": status,
+            "status": status_of(kind),
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from adapters.http.deps import AsOf, ProjectId, ReadAfter, ReadModels, Zone, fast_json
+from domain.errors import Kind
 from projections import metrics as q
 from projections.base import QueryError
 
@@ -51,7 +52,9 @@ def _history(request, db, project, chip_id, target_id, metric, target, limit, wi
     definition = q.metric_or_404(request.app.state.catalog, metric)
     if definition.target != target:
         raise QueryError(
-            "unknown_metric", f"'{metric}' is a {definition.target} metric, not a {target} one"
+            Kind.NOT_FOUND,
+            "unknown_metric",
+            f"'{metric}' is a {definition.target} metric, not a {target} one",
         )
     return q.metric_history(
         db, project, chip_id, target_id, definition, limit=limit, within_days=within_days, at=at

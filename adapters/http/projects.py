@@ -13,7 +13,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from adapters.http.deps import IdempotencyKey, ReadModels, generated_id, not_found, send_command
+from adapters.http.deps import IdempotencyKey, ReadModels, generated_id, send_command
+from adapters.http.errors import not_found
 from adapters.http.security import CurrentUser, MemberCtx, PathOwnerCtx, PathReaderCtx
 from adapters.security.apikeys import new_api_key, secret_sha256
 from commands.identity import (

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from adapters.http.deps import AsOf, ProjectId, ReadAfter, ReadModels, fast_json, not_found
+from adapters.http.deps import AsOf, ProjectId, ReadAfter, ReadModels, fast_json
+from adapters.http.errors import not_found
 from domain.metrics import Severity
 from projections import changes, lineage, quality
 from projections import provenance as q

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, Security
+from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from adapters.commandbus import PROJECT_RE
 from adapters.credentials import MissingCredential, read_credential
+from adapters.http.errors import ApiError
 from adapters.readstore import ReadStore
 from adapters.security.passwords import Passwords
 from adapters.security.throttle import LoginThrottle
@@ -36,11 +37,8 @@ from domain.access import (
     require_admin,
     require_user,
 )
-from domain.errors import DomainError
+from domain.errors import DomainError, Kind
 from projections.identity import Directory, load_directory
-
-# Rejection codes -> HTTP status, shared with command replies (deps.STATUS_BY_CODE).
-AUTH_STATUS = {"unauthenticated": 401, "forbidden": 403, "project_not_found": 404}
 
 
 class Auth:
@@ -74,16 +72,12 @@ def auth_of(request: Request) -> Auth:
     return request.app.state.auth
 
 
-def refuse(err: DomainError) -> HTTPException:
-    status = AUTH_STATUS.get(err.code, 403)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return HTTPException(status, {"code": err.code, "message": err.message}, headers=headers)
+def refuse(err: DomainError) -> ApiError:
+    return ApiError.of(err)
 
 
-def unauthenticated(message: str) -> HTTPException:
-    return HTTPException(
-        401, {"code": "unauthenticated", "message": message}, headers={"WWW-Authenticate": "Bearer"}
-    )
+def unauthenticated(message: str) -> ApiError:
+    return ApiError(Kind.UNAUTHENTICATED, "unauthenticated", message)
 
 
 # Declared for the OpenAPI document (Swagger's Authorize button, generated clients,
@@ -158,14 +152,12 @@ async def _resolve(
 ) -> ProjectContext:
     project_id = project_id or principal.default_project_id
     if project_id is None:
-        raise HTTPException(
-            400,
-            {"code": "no_project", "message": "send X-Project-Id: the account has no default"},
+        raise ApiError(
+            Kind.MALFORMED, "no_project", "send X-Project-Id: the account has no default"
         )
     if not PROJECT_RE.match(project_id):
-        raise HTTPException(
-            400,
-            {"code": "invalid_project", "message": "X-Project-Id must match [A-Za-z0-9_-]{1,64}"},
+        raise ApiError(
+            Kind.MALFORMED, "invalid_project", "X-Project-Id must match [A-Za-z0-9_-]{1,64}"
         )
     directory = await auth_of(request).directory()
     try:

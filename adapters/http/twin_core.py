@@ -11,7 +11,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from adapters.http.deps import (
-    ApiError,
     IdempotencyKey,
     ProjectId,
     ReadAfter,
@@ -19,8 +18,10 @@ from adapters.http.deps import (
     TwinProject,
     send_command,
 )
+from adapters.http.errors import ApiError
 from adapters.http.twin_jobs import PREFIX
 from commands.twin import WriteTwinConfig
+from domain.errors import Kind
 from projections import twin as q
 from twin.device import Backend
 
@@ -118,7 +119,11 @@ class ConfigWrite(BaseModel):
 
 def _read_only(request: Request) -> None:
     if request.app.state.twin_config_read_only:
-        raise ApiError(501, "config_read_only", "this deployment's twin configuration is read-only")
+        raise ApiError(
+            Kind.NOT_SUPPORTED,
+            "config_read_only",
+            "this deployment's twin configuration is read-only",
+        )
 
 
 @config.get("/config", dependencies=[ReadAfter])
@@ -140,7 +145,7 @@ def read_config(
 ):
     files = request.app.state.twin.files(db, project)
     if path not in files:
-        raise ApiError(404, "config_file_not_found", f"no config file '{path}'")
+        raise ApiError(Kind.NOT_FOUND, "config_file_not_found", f"no config file '{path}'")
     return {"path": path, "content": files[path]}
 
 

@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adapters.http.deps import (
-    ApiError,
     IdempotencyKey,
     Position,
     PositionHeader,
@@ -26,8 +25,10 @@ from adapters.http.deps import (
     wait_for_position,
     wait_for_store_head,
 )
+from adapters.http.errors import ApiError
 from adapters.http.twin_fpga import readout_config_view
 from commands.twin import ApplyControllerCommand, AttachJobMetadata, CancelJob, SubmitJob
+from domain.errors import Kind
 from projections import twin as q
 from projections.base import QueryError
 
@@ -159,7 +160,9 @@ async def job_result(
     if row["status"] in ("QUEUED", "RUNNING"):
         return JSONResponse(q.job_status(row), status_code=202)
     if row["status"] == "CANCELLED":
-        raise ApiError(410, "job_cancelled", f"job '{job_id}' was cancelled; it has no result")
+        raise ApiError(
+            Kind.GONE, "job_cancelled", f"job '{job_id}' was cancelled; it has no result"
+        )
     out = q.job_result(row)
     if row["status"] == "FAILED":
         out["error"] = {"code": row["error_code"], "message": row["error_message"]}

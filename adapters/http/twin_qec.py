@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 
 from adapters.http.deps import (
     MAX_INDEX,
-    ApiError,
     IdempotencyKey,
     ProjectId,
     ReadModels,
@@ -22,6 +21,7 @@ from adapters.http.deps import (
     wait_for_position,
     wait_for_store_head,
 )
+from adapters.http.errors import ApiError
 from commands.twin_qec import (
     MAX_ROUNDS_PER_STEP,
     CreateQecSession,
@@ -29,6 +29,7 @@ from commands.twin_qec import (
     MeasureQecRounds,
     SubmitQecCorrection,
 )
+from domain.errors import Kind
 from projections import twin_qec as q
 from projections.base import QueryError
 from twin.qec_code import build
@@ -102,7 +103,7 @@ async def _settled_session(request: Request, db, project: str, session_id: str) 
     try:
         return await asyncio.to_thread(q.session_row, db, project, session_id)
     except QueryError as err:
-        raise ApiError(404, err.code, err.message) from None
+        raise ApiError(Kind.NOT_FOUND, err.code, err.message) from None
 
 
 @router.get("/{session_id}/round/{round_index}/syndrome")
@@ -127,12 +128,16 @@ async def syndrome(
 async def _recorded_round(request, db, project, session_id, round_index, err) -> dict:
     row = await _settled_session(request, db, project, session_id)
     if round_index >= row["rounds"]:
-        raise err or ApiError(409, "round_out_of_order", f"the next round is {row['rounds']}")
+        raise err or ApiError(
+            Kind.CONFLICT, "round_out_of_order", f"the next round is {row['rounds']}"
+        )
     bits = await asyncio.to_thread(
         q.measured_round, db, project, session_id, round_index, row["num_stabilizers"]
     )
     if bits is None:  # measured, but not yet in the read model
-        raise ApiError(503, "projection_lagging", f"round {round_index} is not projected yet")
+        raise ApiError(
+            Kind.UNAVAILABLE, "projection_lagging", f"round {round_index} is not projected yet"
+        )
     return {
         "session_id": session_id,
         "round_index": round_index,
@@ -193,7 +198,9 @@ async def rounds(
         await wait_for_position(reply.position, request)
         event = await asyncio.to_thread(q.rounds_step, db, project, session_id, first_round)
         if event is None:
-            raise ApiError(409, "round_out_of_order", f"no step starts at round {first_round}")
+            raise ApiError(
+                Kind.CONFLICT, "round_out_of_order", f"no step starts at round {first_round}"
+            )
     return {
         "session_id": session_id,
         "first_round": first_round,
@@ -223,7 +230,7 @@ async def end(
                                idempotency_key)  # fmt: skip
     event = reply.event
     if event is None:  # a retry answered by its Idempotency-Key: the result is recorded
-        raise ApiError(409, "session_ended", f"QEC session '{session_id}' has ended; its"
+        raise ApiError(Kind.CONFLICT, "session_ended", f"QEC session '{session_id}' has ended; its"
                        " result is in /status")  # fmt: skip
     return {
         "session_id": session_id,

@@ -15,7 +15,6 @@ from fastapi.responses import StreamingResponse
 
 from adapters.http.deps import (
     MAX_INDEX,
-    ApiError,
     ProjectId,
     ReadAfter,
     ReadModels,
@@ -23,9 +22,11 @@ from adapters.http.deps import (
     send_command,
     wait_for_store_head,
 )
+from adapters.http.errors import ApiError
 from adapters.http.twin_jobs import PREFIX, settled_job_row
 from adapters.twin.catalog import digest
 from commands.twin_fpga import RecordQecMetric
+from domain.errors import Kind
 from projections import twin as q
 from twin.controller import effective_noise
 from twin.qec import estimated_logical_error
@@ -122,7 +123,9 @@ async def trace(
     seed of each circuit's counts."""
     row = await settled_job_row(request, db, project, job_id)
     if backend_id is not None and backend_id != row["backend_id"]:
-        raise ApiError(404, "job_not_found", f"job '{job_id}' did not run on '{backend_id}'")
+        raise ApiError(
+            Kind.NOT_FOUND, "job_not_found", f"job '{job_id}' did not run on '{backend_id}'"
+        )
     return await asyncio.to_thread(_trace, request.app.state.twin, db, project, row)
 
 
@@ -233,7 +236,9 @@ async def qec(
     if job_id is not None:
         row = await settled_job_row(request, db, project, job_id)
         if row["backend_id"] != backend_id:
-            raise ApiError(404, "job_not_found", f"job '{job_id}' did not run on '{backend_id}'")
+            raise ApiError(
+                Kind.NOT_FOUND, "job_not_found", f"job '{job_id}' did not run on '{backend_id}'"
+            )
         point = _decoder_point(orjson.loads(row["metadata_json"]), circuit_index)
     if point is None:
         point = await asyncio.to_thread(_heuristic_point, view, db, project, backend_id,
@@ -244,7 +249,7 @@ async def qec(
         reply = await send_command(request, command, project, None)
         persisted, position = True, reply.position
     except ApiError as err:
-        if err.status_code != 403:
+        if err.kind is not Kind.FORBIDDEN:
             raise
         persisted, position = False, None
     return {"backend_id": backend_id, "job_id": job_id, "circuit_index": circuit_index,

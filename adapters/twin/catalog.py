@@ -8,9 +8,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from commands.twin import TwinConfigError
 from config.catalog import ConfigFileError, parse_text
 from config.twin_files import TWIN_CONFIG, load_backends, model_for, read_dir
+from domain.errors import InvalidInput, NotFound
 from domain.twin import TwinBackend
 from twin import engine, fpga
 from twin.circuit_input import (
@@ -20,17 +20,22 @@ from twin.circuit_input import (
     check_circuits,
     read_circuit,
 )
-from twin.circuits import CircuitError, compile_for
+from twin.circuits import compile_for
 from twin.controller import (
-    ControllerError,
     ControllerState,
     apply_command,
     check_command,
     effective_noise,
 )
 from twin.device import Backend, Device
+from twin.errors import TwinError
 from twin.job_cost import job_seconds
 from twin.noise import NoiseModel
+
+
+def refused(err: TwinError) -> InvalidInput:
+    """The twin's refusal as the domain's: bad input, with the twin's code."""
+    return InvalidInput(err.message, code=err.code)
 
 
 def digest(files: dict[str, str]) -> str:
@@ -51,7 +56,7 @@ def backends_for(files: dict[str, str]) -> dict[str, Backend]:
         try:
             _LOADED[key] = load_backends(files)
         except ConfigFileError as err:
-            raise TwinConfigError("invalid_config", str(err)) from None
+            raise InvalidInput(code="invalid_config", message=str(err)) from None
         if len(_LOADED) > 64:  # a few past configurations are enough
             _LOADED.pop(next(iter(_LOADED)))
     return _LOADED[key]
@@ -84,8 +89,8 @@ def size_circuits(circuits: list, limits: CircuitLimits) -> list[CircuitSize]:
     """In this process (a caller without the checker child): screened first."""
     try:
         return check_circuits(circuits, limits)
-    except CircuitError as err:
-        raise TwinConfigError(err.code, err.message) from None
+    except TwinError as err:
+        raise refused(err) from None
 
 
 class TwinCatalog:
@@ -114,21 +119,20 @@ class TwinCatalog:
             try:
                 model = model_for(path)
             except ConfigFileError as err:
-                raise TwinConfigError("invalid_config_path", str(err)) from None
+                raise InvalidInput(code="invalid_config_path", message=str(err)) from None
             if self.files.get(path) != content:
                 try:
                     parse_text(content, path, model)
                 except ConfigFileError as err:
-                    raise TwinConfigError("invalid_config", str(err)) from None
+                    raise InvalidInput(code="invalid_config", message=str(err)) from None
         backends_for(files)
 
     def backend(self, files: dict[str, str], backend_id: str) -> Backend:
         backends = backends_for(files)
         if backend_id not in backends:
-            raise TwinConfigError(
-                "unknown_backend",
+            raise NotFound(
                 f"unknown backend '{backend_id}'; known: {sorted(backends)}",
-                not_found=True,
+                code="unknown_backend",
             )
         return backends[backend_id]
 
@@ -136,8 +140,8 @@ class TwinCatalog:
         backend = self.backend(files, backend_id)
         try:
             check_command(backend, command_type, payload)
-        except ControllerError as err:
-            raise TwinConfigError(err.code, err.message) from None
+        except TwinError as err:
+            raise refused(err) from None
 
     def check_job(self, files, backend_id, circuits, shots, sizes=None) -> None:
         """Counts against the backend's limits, each circuit against its size, and the
@@ -147,32 +151,33 @@ class TwinCatalog:
         backend = self.backend(files, backend_id)
         limits = backend.limits
         if shots < 1 or shots > limits.max_shots:
-            raise TwinConfigError(
-                "invalid_shots", f"shots must be between 1 and {limits.max_shots} (max_shots)"
+            raise InvalidInput(
+                code="invalid_shots",
+                message=f"shots must be between 1 and {limits.max_shots} (max_shots)",
             )
         if len(circuits) > limits.max_circuits_per_job:
-            raise TwinConfigError(
-                "too_many_circuits",
-                f"{len(circuits)} circuits; a job may have at most"
+            raise InvalidInput(
+                code="too_many_circuits",
+                message=f"{len(circuits)} circuits; a job may have at most"
                 f" {limits.max_circuits_per_job} (max_circuits_per_job)",
             )
         if sizes is None:
             sizes = size_circuits(circuits, self.circuit_limits)
         for i, size in enumerate(sizes):
             if size.num_qubits > backend.device.num_qubits:
-                raise TwinConfigError(
-                    "too_many_qubits",
-                    f"circuits[{i}] uses {size.num_qubits} qubits; {backend_id} has"
+                raise InvalidInput(
+                    code="too_many_qubits",
+                    message=f"circuits[{i}] uses {size.num_qubits} qubits; {backend_id} has"
                     f" {backend.device.num_qubits}",
                 )
         try:
             seconds = job_seconds(list(sizes), shots, limits)
-        except CircuitError as err:
-            raise TwinConfigError(err.code, err.message) from None
+        except TwinError as err:
+            raise refused(err) from None
         if seconds > self.budget_seconds:
-            raise TwinConfigError(
-                "job_too_expensive",
-                f"the job is estimated at {seconds:.3g} s of simulation; the budget is"
+            raise InvalidInput(
+                code="job_too_expensive",
+                message=f"the job is estimated at {seconds:.3g} s of simulation; the budget is"
                 f" {self.budget_seconds:g} s a job (QLEDGER_TWIN_JOB_BUDGET_SECONDS):"
                 " use fewer shots, qubits or gates",
             )
@@ -181,12 +186,13 @@ class TwinCatalog:
         backend = self.backend(files, backend_id)
         try:
             checked = fpga.check_schedule(actions, n_qubits, backend.device.num_qubits)
+        except TwinError as err:
+            raise refused(err) from None
+        try:  # a schedule that compiles to a circuit too wide to simulate: refused now
             program = _schedule_program(backend.device, fpga.schedule_qasm(checked, n_qubits))
-            engine.engine_for(program, backend.limits)  # too wide to simulate: refused now
-        except fpga.ScheduleError as err:
-            raise TwinConfigError(err.code, err.message) from None
-        except CircuitError as err:
-            raise TwinConfigError("invalid_schedule", err.message) from None
+            engine.engine_for(program, backend.limits)
+        except TwinError as err:
+            raise InvalidInput(err.message, code="invalid_schedule") from None
         return checked
 
     def readout(self, files, backend_id, controller, schedule, seed, at) -> list[int]:

@@ -13,7 +13,8 @@ import asyncio
 import logging
 
 from adapters.twin.worker import SimulationWorker, WorkerError
-from commands.twin import SubmitJob, TwinConfigError
+from commands.twin import SubmitJob
+from domain.errors import InvalidInput
 from twin.circuit_input import DEFAULT_LIMITS, CircuitLimits
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class CircuitChecker:
                 log.error("the circuit checker failed to start: %s", err.message)
 
     async def prepare(self, command: SubmitJob) -> None:
-        """Attach the circuits' sizes to the command, or raise TwinConfigError."""
+        """Attach the circuits' sizes to the command, or refuse them (InvalidInput)."""
         async with self.lock:
             self.worker.start()  # again if a hostile circuit killed it: from the loop
             try:
@@ -65,15 +66,15 @@ class CircuitChecker:
         command._sizes = sizes
 
 
-def _refusal(err: WorkerError, timeout: float) -> TwinConfigError:
-    if err.kind == "CircuitError":
-        return TwinConfigError(err.code, err.message)
-    if err.kind in ("timeout", "crash") or err.code == "job_memory_limit":
+def _refusal(err: WorkerError, timeout: float) -> InvalidInput:
+    if err.reason == "TwinError":
+        return InvalidInput(err.message, code=err.code)
+    if err.reason in ("timeout", "crash") or err.code == "job_memory_limit":
         log.warning("circuit check stopped: %s", err.message)
-        return TwinConfigError(
-            "circuit_too_complex",
-            f"checking the circuits did not finish within {timeout:g} s and the checker's"
+        return InvalidInput(
+            code="circuit_too_complex",
+            message=f"checking the circuits did not finish within {timeout:g} s and the checker's"
             " memory limit; simplify them",
         )
     # Anything else the parser raised is about the request's own text.
-    return TwinConfigError("invalid_circuit", err.message[:500])
+    return InvalidInput(code="invalid_circuit", message=err.message[:500])

@@ -27,6 +27,7 @@ from adapters.security.tokens import TokenService
 from commands.models import Accepted, Rejected, Reply
 from commands.processor import Submission
 from commands.twin_qec import SubmitQecCorrection
+from domain.errors import Kind
 from projections.twin import readout_view
 from projections.twin_qec import round_view
 
@@ -50,7 +51,9 @@ class QecBus:
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
         except ValueError as err:
-            reply: Reply = Rejected(code="invalid_command", message=f"not JSON: {err}")
+            reply: Reply = Rejected(
+                kind=Kind.INVALID, code="invalid_command", message=f"not JSON: {err}"
+            )
         else:
             body.setdefault("measure_next", True)
             parsed = parse_command(

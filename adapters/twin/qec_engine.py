@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from adapters.twin.catalog import TwinCatalog, controller_state
-from commands.twin import TwinConfigError
+from domain.errors import InvalidInput
 from domain.twin_qec import AUTONOMOUS, QecSession
 from twin.controller import ControllerState, effective_noise
 from twin.device import Backend
+from twin.errors import TwinError
 from twin.qec import Session, per_round
-from twin.qec_code import Code, CodeError, build, check
+from twin.qec_code import Code, build, check
 from twin.qec_noise import CodeNoise, code_noise
 
 LIVE_SESSIONS = 1024
@@ -53,8 +54,8 @@ class QecEngine:
         backend = self.catalog.backend(files, backend_id)
         try:
             check(family, distance, basis, backend.device.num_qubits)
-        except CodeError as err:
-            raise TwinConfigError(err.code, err.message) from None
+        except TwinError as err:
+            raise InvalidInput(err.message, code=err.code) from None
         return build(family, distance, basis)
 
     # -- noise --------------------------------------------------------------------------
@@ -64,9 +65,9 @@ class QecEngine:
         recomputed once a second, or when the config or the controller state changes."""
         backend = self.catalog.backend(files, session.backend_id)
         if backend.device.num_qubits < self._code(session).num_qubits:
-            raise TwinConfigError(
-                "code_too_large",
-                f"{session.backend_id} now has {backend.device.num_qubits} qubits; this"
+            raise InvalidInput(
+                code="code_too_large",
+                message=f"{session.backend_id} now has {backend.device.num_qubits} qubits; this"
                 f" session's code needs {self._code(session).num_qubits}",
             )
         # Keyed by the objects themselves (kept alive in the entry, so an id is never

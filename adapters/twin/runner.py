@@ -35,11 +35,12 @@ from adapters.twin.catalog import TwinCatalog, backends_for
 from adapters.twin.worker import SimulationWorker, WorkerError
 from commands.models import Rejected
 from commands.processor import Submission
-from commands.twin import CompleteJob, FailJob, StartJob, TwinConfigError
+from commands.twin import CompleteJob, FailJob, StartJob
 from domain.access import SYSTEM
+from domain.errors import DomainError
 from domain.events import CommandContext
-from twin.circuits import CircuitError
 from twin.controller import ControllerState, apply_command
+from twin.errors import TwinError
 
 log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 512 * 1024  # an event must fit one NATS message (1 MiB) with its envelope
@@ -220,7 +221,7 @@ class TwinRunner:
                 self.worker.call, "run_job", backend, job.state, job.circuits, job.shots,
                 job.seed, job.at, timeout=self.time_limit,
             ))  # fmt: skip
-        except (TwinConfigError, KeyError) as err:
+        except (DomainError, KeyError) as err:
             simulation = loop.create_future()
             simulation.set_exception(err)
         # A job that finishes within FAST_JOB_S starts and ends in one command: one commit
@@ -250,7 +251,7 @@ class TwinRunner:
             for r in results:
                 r["seed"] = job.seed
             if len(orjson.dumps(results)) > MAX_RESULT_BYTES:
-                raise CircuitError(
+                raise TwinError(
                     "result_too_large",
                     f"the counts exceed {MAX_RESULT_BYTES} bytes; use fewer shots or measure"
                     " fewer qubits",
@@ -265,7 +266,7 @@ class TwinRunner:
             reply = await self._send(
                 FailJob(**key, code=err.code, message=err.message, start=start)
             )
-        except (CircuitError, TwinConfigError, KeyError) as err:
+        except (TwinError, DomainError, KeyError) as err:
             code = getattr(err, "code", "unknown_backend")
             message = getattr(err, "message", str(err))
             reply = await self._send(FailJob(**key, code=code, message=message, start=start))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.twin.catalog import TwinCatalog, backends_for
-from commands.twin import TwinConfigError
+from domain.errors import DomainError, Kind
 from projections import twin as q
 from projections.base import QueryError
 from twin.controller import ControllerState, apply_command, effective_noise
@@ -45,14 +45,16 @@ class TwinView:
     def backends(self, db, project_id: str, upto: int | None = None) -> dict[str, Backend]:
         try:
             return backends_for(self.files(db, project_id, upto))
-        except TwinConfigError as err:  # written files are checked first; a bug if seen
-            raise QueryError("invalid_config", err.message) from None
+        except DomainError as err:  # written files are checked first; a bug if seen
+            raise QueryError(Kind.INVALID, "invalid_config", err.message) from None
 
     def backend(self, db, project_id: str, backend_id: str) -> Backend:
         backends = self.backends(db, project_id)
         if backend_id not in backends:
             raise QueryError(
-                "unknown_backend", f"unknown backend '{backend_id}'; known: {sorted(backends)}"
+                Kind.NOT_FOUND,
+                "unknown_backend",
+                f"unknown backend '{backend_id}'; known: {sorted(backends)}",
             )
         return backends[backend_id]
 

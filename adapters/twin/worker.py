@@ -39,11 +39,12 @@ def _receive(stream: BinaryIO) -> Any:
 
 
 class WorkerError(Exception):
-    """The worker refused a call: `code` and `message` of the twin's error, if any."""
+    """The worker refused a call. `reason`: "timeout", "crash", "stopped", or the name
+    of the exception the call raised (TwinError: the twin refused the input)."""
 
-    def __init__(self, kind: str, code: str, message: str) -> None:
+    def __init__(self, reason: str, code: str, message: str) -> None:
         super().__init__(message)
-        self.kind, self.code, self.message = kind, code, message
+        self.reason, self.code, self.message = reason, code, message
 
 
 def _limited(memory_bytes: int | None):

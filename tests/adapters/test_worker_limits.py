@@ -72,7 +72,7 @@ def test_stop_interrupts_the_running_call_only(backend):
         stopper.start()
         with pytest.raises(WorkerError) as err:
             run(worker, backend, wide(14))  # trajectories: ~10 s, interrupted at 1 s
-        assert err.value.kind == "stopped"
+        assert err.value.reason == "stopped"
         assert run(worker, backend, BELL)[0][0]["counts"]
     finally:
         worker.close()

@@ -22,7 +22,7 @@ from adapters.security.tokens import TokenService, new_token_id
 from commands.models import Rejected, Reply
 from commands.processor import process_batch
 from commands.refresh import RotateRefreshToken
-from domain.errors import DomainError
+from domain.errors import DomainError, Kind
 from domain.events import DomainEvent
 from domain.refresh import (
     RefreshFamily,
@@ -241,7 +241,7 @@ class BusToStore:
         (reply,) = process_batch([parsed], self.store, PASSWORDS)
         if self.lose:
             self.lose -= 1
-            return Rejected(code="command_timeout", message="no reply in time")
+            return Rejected(kind=Kind.TIMEOUT, code="command_timeout", message="no reply in time")
         return reply
 
 

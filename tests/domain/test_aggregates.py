@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.chip import Chip, ChipRegistered
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput
 from domain.execution import Execution, ExecutionFinished, TaskResultRecorded
 from domain.parameters import ParameterSeries, series_key
 from domain.topology import layout_for, square_lattice
@@ -69,7 +69,7 @@ def test_chip_knows_its_qubits_and_couplings():
     chip = Chip.register(ctx(), chip_id="c1", size=4, topology_id="square-lattice", existing=None)
     chip.require_target("3")
     chip.require_target("0-1")
-    with pytest.raises(NotFound) as err:
+    with pytest.raises(InvalidInput) as err:
         chip.require_target("0-3")  # diagonal: not coupled
     assert err.value.code == "unknown_qid"
 

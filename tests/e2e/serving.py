@@ -13,11 +13,36 @@ from pathlib import Path
 
 import httpx
 
+from adapters.error_catalogue import catalogue
+from adapters.http.errors import STATUS_BY_KIND
 from adapters.natsserver import free_port
 
 QLEDGER = str(Path(sys.executable).parent / "qledger")
 ADMIN = "admin"
 ADMIN_PASSWORD = "first-admin-pw-1"
+
+
+_CATALOGUE: dict[str, int] = {}
+
+
+def check_error_model(response: httpx.Response) -> None:
+    """Every error a test client receives has a known code and the status of its kind:
+    the whole e2e suite checks the error model as a side effect."""
+    if response.status_code < 400:
+        return
+    if not _CATALOGUE:
+        _CATALOGUE.update(
+            {code: STATUS_BY_KIND[next(iter(kinds))] for code, kinds in catalogue().items()}
+        )
+    response.read()
+    try:
+        code = response.json().get("code")
+    except (ValueError, AttributeError):
+        raise AssertionError(f"an error without a JSON code: {response.text[:200]}") from None
+    assert code in _CATALOGUE, f"error code {code!r} is not in the catalogue (docs/errors.md)"
+    assert response.status_code == _CATALOGUE[code], (
+        f"{code!r} answered {response.status_code}; its kind says {_CATALOGUE[code]}"
+    )
 
 
 class Serve:
@@ -96,7 +121,12 @@ class Serve:
 
     def client(self, token: str | None = None) -> httpx.Client:
         auth = {"Authorization": f"Bearer {token or self.token}"}
-        return httpx.Client(base_url=self.base, timeout=10, headers=auth)
+        return httpx.Client(
+            base_url=self.base,
+            timeout=10,
+            headers=auth,
+            event_hooks={"response": [check_error_model]},
+        )
 
     def children(self) -> list[int]:
         """nats-server, the query side and the relay."""

@@ -115,7 +115,7 @@ def test_bad_uploads_and_downloads_get_coded_errors(api: httpx.Client):
     # Uploaded but named by no task result: not downloadable yet.
     stray = upload(api, PNG + b"stray", "image/png").json()
     r = api.post(download, json={"paths": [stray["path"]]})
-    assert (r.status_code, r.json()["code"]) == (400, "figure_not_found")
+    assert (r.status_code, r.json()["code"]) == (400, "unknown_figure_paths")
     assert api.get(stray["path"]).status_code == 404
     r = api.post(download, json={"paths": [stray["path"]], "filename": "../x.zip"})
     assert (r.status_code, r.json()["code"]) == (400, "invalid_filename")

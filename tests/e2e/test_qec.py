@@ -107,14 +107,16 @@ def test_the_reference_session_loop_runs_unchanged(served: Serve, tmp_path: Path
     assert lines[-2:] == ["Total rounds: 10", "Corrections received: 10"]
 
 
-ASYNCAPI = yaml.safe_load((REPO / "deploy" / "asyncapi.yaml").read_text())
+ASYNCAPI = yaml.safe_load((REPO / "docs" / "asyncapi.yaml").read_text())
 
 
 def conforms(message: dict, schema: str) -> None:
-    """A data-plane message against its schema in deploy/asyncapi.yaml."""
+    """A data-plane message against its schema in docs/asyncapi.yaml (JSON Schema draft 07,
+    AsyncAPI's schema format)."""
     jsonschema.validate(
         message,
         {"$ref": f"#/components/schemas/{schema}", "components": ASYNCAPI["components"]},
+        cls=jsonschema.Draft7Validator,
     )
 
 

@@ -8,15 +8,15 @@ import time
 import pytest
 
 from twin.circuit_input import CircuitLimits, check_circuit, read_circuit
-from twin.circuits import CircuitError
 from twin.device import SchedulerLimits
+from twin.errors import TwinError
 from twin.job_cost import circuit_seconds
 
 HEAD = 'OPENQASM 2.0; include "qelib1.inc";'
 
 
-def refused(circuit, limits: CircuitLimits | None = None) -> CircuitError:
-    with pytest.raises(CircuitError) as err:
+def refused(circuit, limits: CircuitLimits | None = None) -> TwinError:
+    with pytest.raises(TwinError) as err:
         check_circuit(circuit, *([limits] if limits else []))
     return err.value
 
@@ -133,7 +133,7 @@ def test_the_cost_estimate_grows_with_each_engine_as_it_should():
     assert circuit_seconds(wide, 256, limits) > 10 * circuit_seconds(wide, 8, limits) > 0
     wider = check_circuit(f"{HEAD} qreg q[30]; rx(0.3) q[29];")
     assert wider.width == 1  # only what gates touch counts
-    with pytest.raises(CircuitError) as err:
+    with pytest.raises(TwinError) as err:
         circuit_seconds(
             check_circuit(f"{HEAD} qreg q[30];" + "".join(f" t q[{i}];" for i in range(30))),
             10,

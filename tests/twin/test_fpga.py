@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from twin import fpga
 from twin.channels import excited_population
+from twin.errors import TwinError
 
 
 @pytest.mark.parametrize(
@@ -63,5 +64,5 @@ def test_a_schedule_becomes_qasm_with_terminal_measurements():
     qasm = fpga.schedule_qasm(actions, 2)
     assert "h q[0];" in qasm and "cx q[0],q[1];" in qasm and "rz(0.5) q[1];" in qasm
     assert qasm.endswith("measure q[0] -> c[0];\nmeasure q[1] -> c[1];")
-    with pytest.raises(fpga.ScheduleError, match=r"actions\[0\] \(x\): repeated|qubits must"):
+    with pytest.raises(TwinError, match=r"actions\[0\] \(x\): repeated|qubits must"):
         fpga.check_schedule([{"gate": "x", "qubits": [0, 0]}], 2, 5)

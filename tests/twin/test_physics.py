@@ -9,15 +9,15 @@ from config.twin_files import load_backends, read_dir
 from twin import engine
 from twin.channels import average_fidelity, depolarizing_parameter, relaxation
 from twin.circuit_input import read_circuit as parse
-from twin.circuits import CircuitError, Op, compile_for
+from twin.circuits import Op, compile_for
 from twin.controller import (
-    ControllerError,
     ControllerState,
     apply_command,
     check_command,
     effective_noise,
 )
 from twin.density import gate_superop
+from twin.errors import TwinError
 from twin.gates import unitary, unitary_superop
 from twin.noise import NoiseModel
 
@@ -104,13 +104,13 @@ def test_drift_moves_errors_with_time_and_is_reproducible():
     ],
 )
 def test_bad_commands_are_refused_with_a_code(kind, payload, code):
-    with pytest.raises(ControllerError) as err:
+    with pytest.raises(TwinError) as err:
         check_command(JAKARTA, kind, payload)
     assert err.value.code == code
 
 
 def test_the_unknown_type_message_lists_the_nine_allowed():
-    with pytest.raises(ControllerError) as err:
+    with pytest.raises(TwinError) as err:
         check_command(JAKARTA, "warp", {})
     for kind in ("inject_noise_override", "set_qubit_noise", "reset_qubit_noise", "set_scenario",
                  "policy_update", "set_pulse_schedule", "set_adc_gain", "set_dac_bias", "reset"):  # fmt: skip
@@ -135,7 +135,7 @@ def test_a_seed_makes_counts_reproducible_bit_for_bit():
 
 
 def test_invalid_qasm_names_line_and_column():
-    with pytest.raises(CircuitError) as err:
+    with pytest.raises(TwinError) as err:
         parse('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nfoo q[0];')
     assert err.value.code == "invalid_qasm" and err.value.message.startswith("line 4, column 0:")
 
@@ -172,6 +172,6 @@ def test_engine_choice_by_width_and_gate_set():
     _, used = run(non_clifford, "square_64", shots=64)
     assert used == "trajectories"
     too_wide = f'OPENQASM 2.0; include "qelib1.inc"; qreg q[30]; creg c[30]; {"".join(f"t q[{i}]; h q[{i}];" for i in range(30))} measure q -> c;'
-    with pytest.raises(CircuitError) as err:
+    with pytest.raises(TwinError) as err:
         run(too_wide, "square_64", shots=10)
     assert err.value.code == "circuit_too_wide"

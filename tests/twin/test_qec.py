@@ -20,7 +20,8 @@ import stim
 import twin.qec as qec
 from config.twin_files import load_backends, read_dir
 from twin.controller import ControllerState, apply_command, effective_noise
-from twin.qec_code import CodeError, build, check
+from twin.errors import TwinError
+from twin.qec_code import build, check
 from twin.qec_noise import code_noise, uniform
 
 BACKENDS = load_backends(read_dir())
@@ -199,15 +200,15 @@ def test_backend_noise_and_controller_commands_reach_the_code():
 def test_codes_that_do_not_fit_are_refused_with_the_limit():
     check("repetition", 4, "Z", 7)
     with pytest.raises(
-        CodeError, match=r"needs 9 qubits; the backend has 7 \(the largest that fits is d = 4\)"
+        TwinError, match=r"needs 9 qubits; the backend has 7 \(the largest that fits is d = 4\)"
     ):
         check("repetition", 5, "Z", 7)
     check("surface", 5, "Z", 64)
     with pytest.raises(
-        CodeError, match=r"needs 71 qubits; the backend has 64 \(the largest that fits is d = 5\)"
+        TwinError, match=r"needs 71 qubits; the backend has 64 \(the largest that fits is d = 5\)"
     ):
         check("surface", 6, "Z", 64)
-    with pytest.raises(CodeError, match="at least 2"):
+    with pytest.raises(TwinError, match="at least 2"):
         check("surface", 1, "Z", 64)
     assert build("surface", 5).num_stabilizers == 24
     assert build("repetition", 7).num_stabilizers == 6
