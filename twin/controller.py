@@ -91,13 +91,10 @@ def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) 
             f"{command_type} does not take {unknown}; allowed: {sorted(allowed)}",
         )
     if command_type in ("set_cryo", "set_readout_config"):
-        try:
-            if command_type == "set_cryo":
-                fpga.check_cryo(payload)
-            else:
-                fpga.check_readout_config(payload, backend.device.num_qubits)
-        except TwinError as err:
-            raise TwinError(err.code, err.message) from None
+        if command_type == "set_cryo":
+            fpga.check_cryo(payload)
+        else:
+            fpga.check_readout_config(payload, backend.device.num_qubits)
         return
     for key, value in payload.items():
         if key == "scenario_name":
