@@ -76,7 +76,10 @@ class TwinPort(Protocol):
         circuits: list,
         shots: int,
         sizes: list | None = None,
-    ) -> None: ...
+        metadata: dict | None = None,
+    ) -> None:
+        """Refuses a job the backend cannot or will not run (limits, cost, options in
+        `metadata` such as optimization_level)."""
 
     def backend(self, files: dict[str, str], backend_id: str) -> Any: ...
 

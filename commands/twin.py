@@ -51,6 +51,8 @@ class SubmitJob(_TwinCommand):
     backend_id: Ident
     circuits: list[str | dict[str, Any]] = Field(min_length=1, max_length=MAX_CIRCUITS_HARD)
     shots: int = 1024  # checked against the backend's max_shots (invalid_shots)
+    # Free-form, recorded with the job. Read by the twin: `seed` (an integer: the same
+    # counts again) and `optimization_level` (0-3, default 1; 0 runs gates as written).
     metadata: dict[str, Any] = Field(default_factory=dict)
     # The circuits as the checker process sized them (set by the bus adapter, never by
     # a client: a private attribute is neither parsed nor serialised).
@@ -131,6 +133,7 @@ def handle_submit(cmd: SubmitJob, ctx: CommandContext, uow: UnitOfWork, _: Calle
         list(cmd.circuits),
         cmd.shots,
         sizes=cmd._sizes,
+        metadata=cmd.metadata,
     )
     backend = uow.get(TwinBackend, backend_key(ctx.project_id, cmd.backend_id))
     # Ordering: the job waits for the backend's last accepted controller command.

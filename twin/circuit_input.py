@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from qiskit import QuantumCircuit, qasm2
-from qiskit.circuit import Barrier, Gate, Instruction
+from qiskit.circuit import Barrier, Delay, Gate, Instruction
+from qiskit.circuit.exceptions import CircuitError
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
+from twin.circuits import delay_ns
 from twin.errors import TwinError
 
 
@@ -36,6 +38,7 @@ class CircuitLimits:
     max_statements: int = 20_000  # ';' in the text: bounds the parse
     max_gates: int = 100_000  # after expanding gate definitions
     max_definitions_walked: int = 10_000  # work bound of the expansion itself
+    max_delay_ns: float = 1e9  # one delay: a second is far beyond any T1
 
 
 DEFAULT_LIMITS = CircuitLimits()
@@ -50,6 +53,7 @@ class CircuitSize:
     gates: int  # after expanding definitions (barriers and measurements not counted)
     two_qubit_gates: int  # of `gates`, those on two or more qubits
     clifford: bool  # every gate Clifford (angles multiples of pi/2): stim can run it
+    largest_group: int = 0  # qubits joined by multi-qubit gates: the widest part to run
 
 
 # --- OpenQASM text ----------------------------------------------------------------------
@@ -62,7 +66,22 @@ _REGISTER = re.compile(r"\b([qc]reg)\s+[A-Za-z_][A-Za-z0-9_]*\s*\[\s*([0-9]+)\s*
 _CLASSICAL_IF = re.compile(r"\bif\s*\(")
 _RESET = re.compile(r"\breset\b")
 _OPAQUE = re.compile(r"\bopaque\b")
+# Qiskit's exporter declares the delays it writes: the one opaque gate that is allowed.
+_OPAQUE_DELAY = re.compile(
+    r"\bopaque\s+delay\s*\(\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*[A-Za-z_][A-Za-z0-9_]*\s*;"
+)
+# delay(2us): QASM 2 has no units, so a unit is read here and the text given the parser
+# in ns (the twin's dt is 1 ns: a bare number is ns, as Qiskit's `dt` delays export).
+_DELAY_WITH_UNIT = re.compile(
+    r"\bdelay\s*\(\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*(ns|us|µs|ms|s|dt)\s*\)"
+)
+_NS_PER = {"dt": 1.0, "ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
 ALLOWED_INCLUDE = "qelib1.inc"
+# The parser's legacy instructions: sx, sxdg, u, p, rzz… are known without a definition,
+# as the Qiskit exporter assumes; delay is too (declared or not).
+_CUSTOM = tuple(c for c in qasm2.LEGACY_CUSTOM_INSTRUCTIONS if c.name != "delay") + (
+    qasm2.CustomInstruction("delay", 1, 1, Delay, builtin=True),
+)
 
 
 def _shown(text: str, limit: int = 60) -> str:
@@ -117,7 +136,7 @@ def screen_qasm(text: str, limits: CircuitLimits = DEFAULT_LIMITS) -> None:
         )
     if _RESET.search(code):
         raise TwinError("unsupported_instruction", "the twin does not run reset")
-    if _OPAQUE.search(code):
+    if _OPAQUE.search(_OPAQUE_DELAY.sub("", code)):
         raise TwinError("unsupported_instruction", "opaque gates have no definition to run")
     statements = code.count(";")
     if statements > limits.max_statements:
@@ -131,12 +150,20 @@ def screen_qasm(text: str, limits: CircuitLimits = DEFAULT_LIMITS) -> None:
 _PARSER_AT = re.compile(r"^<input>:(\d+),(\d+): (.*)$", re.S)
 
 
+def _delays_in_ns(text: str) -> str:
+    return _DELAY_WITH_UNIT.sub(
+        lambda m: f"delay({float(m.group(1)) * _NS_PER[m.group(2)]!r})", text
+    )
+
+
 def parse_qasm(text: str, limits: CircuitLimits = DEFAULT_LIMITS) -> QuantumCircuit:
     screen_qasm(text, limits)
     try:
-        return qasm2.loads(text, include_path=())
+        return qasm2.loads(_delays_in_ns(text), include_path=(), custom_instructions=_CUSTOM)
     except qasm2.QASM2ParseError as err:
         raise TwinError("invalid_qasm", _parser_message(str(err))) from None
+    except CircuitError as err:  # an instruction refused its arguments (a negative delay)
+        raise TwinError("invalid_qasm", str(err.message)[:300]) from None
 
 
 def _parser_message(text: str) -> str:
@@ -162,7 +189,8 @@ STANDARD_GATES: dict[str, type[Gate]] = {
 def from_dict(spec: Any, limits: CircuitLimits = DEFAULT_LIMITS) -> QuantumCircuit:
     """{"num_qubits": n, "gates": [{"name": "h", "qubits": [0], "params": []}, ...],
     "measure": [[qubit, clbit], ...] (default: every qubit into its own bit)}.
-    Gate names are qiskit's standard gates plus "barrier"."""
+    Gate names are qiskit's standard gates, "barrier", and "delay" ({"name": "delay",
+    "qubits": [q], "params": [t], "unit": "ns"}; units ns, us, ms, s, dt = ns)."""
     if not isinstance(spec, dict):
         raise TwinError("invalid_circuit", "a circuit is an OpenQASM 2.0 string or a dict")
     unknown = set(spec) - {"num_qubits", "gates", "measure"}
@@ -202,12 +230,18 @@ def _dict_gate(i: int, gate: Any, n: int) -> tuple[Instruction, list[int]]:
     if not isinstance(gate, dict) or not isinstance(gate.get("name"), str):
         raise TwinError("invalid_circuit", f"{where}: a gate is {{name, qubits, params}}")
     name, qubits, params = gate["name"], gate.get("qubits"), gate.get("params", [])
+    if set(gate) - {"name", "qubits", "params", "unit"} or ("unit" in gate and name != "delay"):
+        raise TwinError(
+            "invalid_circuit", f"{where}: a gate is {{name, qubits, params}} (a delay: + unit)"
+        )
     if not isinstance(qubits, list) or not all(_is_index(q, n) for q in qubits):
         raise TwinError("invalid_circuit", f"{where}: qubits must be a list of indices below {n}")
     if len(set(qubits)) != len(qubits):
         raise TwinError("invalid_circuit", f"{where}: a gate's qubits must be distinct")
     if name == "barrier":
         return Barrier(len(qubits)), qubits
+    if name == "delay":
+        return _dict_delay(where, qubits, params, gate.get("unit", "ns")), qubits
     cls = STANDARD_GATES.get(name)
     if cls is None:
         raise TwinError(
@@ -226,6 +260,19 @@ def _dict_gate(i: int, gate: Any, n: int) -> tuple[Instruction, list[int]]:
         )
     instance = cls(*[float(p) for p in params])
     return instance, qubits
+
+
+def _dict_delay(where: str, qubits: list, params: Any, unit: Any) -> Delay:
+    if len(qubits) != 1 or not isinstance(params, list) or len(params) != 1:
+        raise TwinError("invalid_circuit", f"{where}: a delay takes 1 qubit and 1 param")
+    value = params[0]
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or unit not in _NS_PER:
+        raise TwinError(
+            "invalid_circuit", f"{where}: a delay is a number with a unit in {sorted(_NS_PER)}"
+        )
+    if not (math.isfinite(value) and value >= 0):
+        raise TwinError("invalid_circuit", f"{where}: a delay's duration must be 0 or more")
+    return Delay(float(value) * _NS_PER[unit], "ns")
 
 
 # --- sizing -----------------------------------------------------------------------------
@@ -261,6 +308,9 @@ def size_of(qc: QuantumCircuit, limits: CircuitLimits = DEFAULT_LIMITS) -> Circu
     def expand(op: Instruction) -> tuple[int, int, bool]:
         if op.name in _SKIPPED:
             return 0, 0, True
+        if isinstance(op, Delay):
+            _check_delay(op, limits)
+            return 1, 0, True  # relaxation only: stim runs it as a Pauli channel
         if op.name in STANDARD_GATES and type(op) is STANDARD_GATES[op.name]:
             clifford = op.name in _CLIFFORD_FIXED or (
                 op.name in _CLIFFORD_AT_QUARTER_TURNS and _quarter_turns(op.params)
@@ -289,6 +339,15 @@ def size_of(qc: QuantumCircuit, limits: CircuitLimits = DEFAULT_LIMITS) -> Circu
     gates = two = 0
     clifford = True
     touched: set[int] = set()
+    group: dict[int, int] = {}  # union-find over qubits: parts that never interact
+
+    def root(q: int) -> int:
+        group.setdefault(q, q)
+        while group[q] != q:
+            group[q] = group[group[q]]
+            q = group[q]
+        return q
+
     for inst in qc.data:
         g, t, c = expand(inst.operation)
         gates, two, clifford = gates + g, two + t, clifford and c
@@ -298,14 +357,33 @@ def size_of(qc: QuantumCircuit, limits: CircuitLimits = DEFAULT_LIMITS) -> Circu
                 f"the circuit expands to more than {limits.max_gates} gates (max_gates)",
             )
         if inst.operation.name != "barrier":
-            touched.update(qc.find_bit(q).index for q in inst.qubits)
+            indices = [qc.find_bit(q).index for q in inst.qubits]
+            touched.update(indices)
+            for q in indices[1:]:
+                group[root(q)] = root(indices[0])
+    sizes: dict[int, int] = {}
+    for q in touched:
+        sizes[root(q)] = sizes.get(root(q), 0) + 1
     return CircuitSize(
         num_qubits=qc.num_qubits,
         width=len(touched),
         gates=gates,
         two_qubit_gates=two,
         clifford=clifford,
+        largest_group=max(sizes.values(), default=0),
     )
+
+
+def _check_delay(op: Delay, limits: CircuitLimits) -> None:
+    try:
+        ns = delay_ns(op)
+    except (KeyError, TypeError, ValueError):
+        raise TwinError("invalid_circuit", "a delay's duration must be a number") from None
+    if not (math.isfinite(ns) and 0 <= ns <= limits.max_delay_ns):
+        raise TwinError(
+            "invalid_circuit",
+            f"a delay must last from 0 to {limits.max_delay_ns:g} ns (max_delay_ns)",
+        )
 
 
 def read_circuit(circuit: Any, limits: CircuitLimits = DEFAULT_LIMITS) -> QuantumCircuit:

@@ -1,9 +1,16 @@
 """Circuits in, the twin's instruction list out.
 
 Circuits arrive parsed (twin/circuit_input.py screens and parses what clients send). The
-transpiler maps the
-circuit to the backend's basis gates and routes it onto the coupling map (inserting
-SWAPs as CX triples), so a 2-qubit gate on an uncoupled pair is routed, not refused.
+transpiler maps the circuit to the backend's basis gates and routes it onto the coupling
+map (inserting SWAPs as CX triples), so a 2-qubit gate on an uncoupled pair is routed,
+not refused. A job picks how hard the transpiler optimises (`optimization_level`, as
+Qiskit's: 0 maps and routes only, so an experiment runs exactly as written; 1, the
+default, also merges and cancels adjacent one-qubit gates; 2 and 3 go further).
+
+Idle time survives at every level: a `delay` is relaxation and dephasing over its
+duration, and an `id` gate is an idle of one gate time with the gate's error. The
+transpiler would drop `id` at level 1 and up, so it travels through as a zero-length
+delay (a client's own zero delay is dropped first: it does nothing).
 """
 
 from __future__ import annotations
@@ -12,23 +19,25 @@ import math
 from dataclasses import dataclass
 
 from qiskit import QuantumCircuit, transpile
-from qiskit.circuit import Measure
+from qiskit.circuit import Delay, Measure
 from qiskit.transpiler import CouplingMap
 
 from twin.device import Device
 from twin.errors import TwinError
 
 # Terminal measurements only: no resets, no classically controlled gates.
-UNSUPPORTED = frozenset(
-    {"reset", "initialize", "delay", "if_else", "while_loop", "for_loop", "switch_case"}
-)
+UNSUPPORTED = frozenset({"reset", "initialize", "if_else", "while_loop", "for_loop", "switch_case"})
+OPTIMIZATION_LEVELS = (0, 1, 2, 3)
+DEFAULT_OPTIMIZATION_LEVEL = 1
+_IDLE_MARK = 0.0  # the duration an `id` travels through the transpiler as
 
 
 @dataclass(frozen=True)
 class Op:
-    name: str  # a basis gate: rz, sx, x, id, cx
+    name: str  # a basis gate (rz, sx, x, id, cx) or delay
     qubits: tuple[int, ...]  # physical qubits
     angle: float = 0.0  # rz only
+    duration_ns: float = 0.0  # delay only
 
 
 @dataclass(frozen=True)
@@ -59,12 +68,43 @@ def _quarter_turns(angle: float) -> int | None:
     return round(k) % 4 if abs(k - round(k)) < 1e-9 else None
 
 
-def compile_for(qc: QuantumCircuit, device: Device, seed: int = 0) -> Program:
+def delay_ns(op: Delay) -> float:
+    """A delay's duration in ns. The twin has no pulse clock: its `dt` is 1 ns."""
+    scale = {"dt": 1.0, "ps": 1e-3, "ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
+    return float(op.params[0]) * scale[op.unit]
+
+
+def _with_idles_marked(qc: QuantumCircuit) -> QuantumCircuit:
+    """Delays in one unit (ns), ids as zero-length delays, zero delays dropped."""
+    out = qc.copy_empty_like()
+    for inst in qc.data:
+        op = inst.operation
+        if op.name == "delay":
+            ns = delay_ns(op)
+            if ns > 0:
+                out.append(Delay(ns, "ns"), inst.qubits, inst.clbits)
+        elif op.name == "id":
+            out.append(Delay(_IDLE_MARK, "ns"), inst.qubits, inst.clbits)
+        else:
+            out.append(inst)
+    return out
+
+
+def compile_for(
+    qc: QuantumCircuit,
+    device: Device,
+    seed: int = 0,
+    optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL,
+) -> Program:
     """Transpile onto the device and flatten to Ops; only terminal measurements."""
     if qc.num_qubits > device.num_qubits:
         raise TwinError(
             "too_many_qubits",
             f"the circuit uses {qc.num_qubits} qubits; {device.name} has {device.num_qubits}",
+        )
+    if optimization_level not in OPTIMIZATION_LEVELS:
+        raise TwinError(
+            "invalid_optimization_level", f"optimization_level must be one of {OPTIMIZATION_LEVELS}"
         )
     unsupported = {i.operation.name for i in qc.data} & UNSUPPORTED
     if unsupported:
@@ -72,10 +112,10 @@ def compile_for(qc: QuantumCircuit, device: Device, seed: int = 0) -> Program:
     coupling = CouplingMap([list(e) for e in device.coupling_map])
     coupling.make_symmetric()
     tc = transpile(
-        qc,
+        _with_idles_marked(qc),
         basis_gates=list(device.basis_gates),
         coupling_map=coupling,
-        optimization_level=1,
+        optimization_level=optimization_level,
         seed_transpiler=seed,
     )
     ops: list[Op] = []
@@ -94,6 +134,10 @@ def compile_for(qc: QuantumCircuit, device: Device, seed: int = 0) -> Program:
             raise TwinError(
                 "mid_circuit_measurement", "gates after a measurement are not supported"
             )
+        if isinstance(op, Delay):
+            ns = delay_ns(op)
+            ops.append(Op("id", qubits) if ns == _IDLE_MARK else Op("delay", qubits, 0.0, ns))
+            continue
         angle = float(op.params[0]) if op.name == "rz" else 0.0
         ops.append(Op(op.name, qubits, angle))
     return Program(tuple(ops), tuple(measures), tc.num_clbits)

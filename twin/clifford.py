@@ -14,10 +14,10 @@ import stim
 
 from twin.circuits import Program, _quarter_turns
 from twin.noise import NoiseModel
-from twin.sampling import measured_qubits
+from twin.sampling import measured_qubits, with_readout_flips
 
 STIM_RZ = {0: None, 1: "S", 2: "Z", 3: "S_DAG"}
-STIM_GATE = {"sx": "SQRT_X", "x": "X", "cx": "CX", "id": None}
+STIM_GATE = {"sx": "SQRT_X", "x": "X", "cx": "CX", "id": None, "delay": None}
 
 
 def build(program: Program, noise: NoiseModel) -> stim.Circuit:
@@ -53,12 +53,14 @@ def sample_bits(
     program: Program, noise: NoiseModel, shots: int, rng: np.random.Generator
 ) -> np.ndarray:
     """(shots, measured qubits) outcomes after readout errors, as uint8."""
+    return with_readout_flips(true_bits(program, noise, shots, rng), measured_qubits(program),
+                              noise, rng)  # fmt: skip
+
+
+def true_bits(
+    program: Program, noise: NoiseModel, shots: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(shots, measured qubits) outcomes before readout errors, as uint8."""
     circuit = build(program, noise)
     seed = int(rng.integers(2**62))
-    bits = circuit.compile_sampler(seed=seed).sample(shots).astype(np.uint8)
-    qubits = measured_qubits(program)
-    p10 = np.array([noise.readout(q)[1, 0] for q in qubits], dtype=np.float32)  # 1 | 0
-    p01 = np.array([noise.readout(q)[0, 1] for q in qubits], dtype=np.float32)
-    # float32 draws: half the cost of float64, and ample resolution for error rates
-    flip = rng.random(bits.shape, dtype=np.float32) < np.where(bits == 1, p01, p10)
-    return bits ^ flip.astype(np.uint8)
+    return circuit.compile_sampler(seed=seed).sample(shots).astype(np.uint8)

@@ -128,8 +128,8 @@ def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) 
                 raise TwinError("invalid_payload", f"{key} must lie in [0, 0.5] (or -1)")
             if key in ("t1_us", "t2_us") and value <= 0:
                 raise TwinError("invalid_payload", f"{key} must be positive (or -1)")
-        elif value < 0 or (key != "drift_multiplier" and value == 0):
-            raise TwinError("invalid_payload", f"{key} must be positive")
+        elif value < 0:  # 0 switches a noise source off (gate errors, to isolate readout)
+            raise TwinError("invalid_payload", f"{key} must be 0 or more")
     if command_type == "set_qubit_noise" and "qubit" not in payload:
         raise TwinError("invalid_payload", "set_qubit_noise needs a qubit")
 

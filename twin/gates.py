@@ -24,7 +24,7 @@ def rz(angle: float) -> np.ndarray:
 def unitary(name: str, angle: float = 0.0) -> np.ndarray:
     if name == "rz":
         return rz(angle)
-    return {"sx": SX, "x": X, "id": ID, "cx": CX}[name]
+    return {"sx": SX, "x": X, "id": ID, "delay": ID, "cx": CX}[name]
 
 
 def unitary_superop(u: np.ndarray) -> np.ndarray:

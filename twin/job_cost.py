@@ -1,7 +1,8 @@
 """What a job will cost to simulate, estimated before it is accepted.
 
 The engines' costs grow differently: the density matrix with 4^w per gate, trajectories
-with 2^w per gate and trajectory, stim with gates x shots. The constants were fitted on
+with 2^w per gate and trajectory (bounded by twin/plan.py's TRAJECTORY_WORK), stim with
+gates x shots. The constants were fitted on
 a two-core x86-64 machine (bench/job_cost.py prints the estimate beside the measured
 time) and rounded up; the worker's wall-clock limit catches what the estimate misses.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from twin.circuit_input import CircuitSize
 from twin.device import SchedulerLimits
-from twin.errors import TwinError
+from twin.plan import choose
 
 BASIS_OPS_PER_GATE = 4  # rz/sx/x/cx after mapping and routing (measured 2.6-3.5)
 TRANSPILE_S_PER_GATE = 1e-4  # 100 qubits, 1,500 gates: 0.10 s
@@ -22,33 +23,19 @@ SAMPLE_S_PER_SHOT = 2e-7
 CIRCUIT_S = 0.03  # parsing, transpiler set-up, result: what even a one-gate circuit costs
 
 
-def engine_for_size(size: CircuitSize, limits: SchedulerLimits) -> str:
-    """The engine the worker will pick (twin.engine.engine_for), from the parsed size."""
-    if size.width <= limits.density_matrix_max_qubits:
-        return "density_matrix"
-    if size.clifford:
-        return "stim"
-    if size.width <= limits.trajectory_max_qubits:
-        return "trajectories"
-    raise TwinError(
-        "circuit_too_wide",
-        f"a non-Clifford circuit on {size.width} qubits is beyond the trajectory engine's"
-        f" {limits.trajectory_max_qubits} (trajectory_max_qubits); Clifford circuits run at"
-        " any width",
-    )
-
-
 def circuit_seconds(size: CircuitSize, shots: int, limits: SchedulerLimits) -> float:
-    """Estimated seconds to transpile and simulate one circuit for `shots` shots."""
+    """Estimated seconds to transpile and simulate one circuit for `shots` shots. The
+    engine is chosen as twin/plan.py will, for the widest group of interacting qubits
+    with all of the circuit's gates (an upper bound: the light cone may drop some)."""
     ops = BASIS_OPS_PER_GATE * size.gates + 1
-    w = size.width
-    engine = engine_for_size(size, limits)
+    w = size.largest_group or size.width
+    engine, trajectories = choose(w, ops, size.clifford, shots, limits)
     if engine == "density_matrix":
         run = ops * (4**w * DENSITY_S_PER_ENTRY + DENSITY_S_PER_OP)
     elif engine == "stim":
         run = ops * shots * STIM_S_PER_OP_SHOT
     else:
-        run = ops * min(limits.trajectories, shots) * 2**w * TRAJECTORY_S_PER_AMPLITUDE
+        run = ops * trajectories * 2**w * TRAJECTORY_S_PER_AMPLITUDE
     return CIRCUIT_S + TRANSPILE_S_PER_GATE * size.gates + run + SAMPLE_S_PER_SHOT * shots
 
 

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.channels import Relaxation, depolarizing_parameter, excited_population, relaxation
+from twin.channels import (
+    Relaxation,
+    average_fidelity,
+    depolarizing_parameter,
+    excited_population,
+    relaxation,
+)
 from twin.circuits import Op
 from twin.controller import EffectiveNoise
 
@@ -23,10 +29,10 @@ class NoiseModel:
     def __init__(self, noise: EffectiveNoise, temperature_mk: float | None = None) -> None:
         self.noise = noise
         self.temperature_mk = noise.temperature_mk if temperature_mk is None else temperature_mk
-        self._gates: dict[tuple[str, tuple[int, ...]], GateNoise | None] = {}
+        self._gates: dict[tuple[str, tuple[int, ...], float], GateNoise | None] = {}
 
     def gate(self, op: Op) -> GateNoise | None:
-        key = (op.name, op.qubits)
+        key = (op.name, op.qubits, op.duration_ns)
         if key not in self._gates:
             self._gates[key] = self._gate(op)
         return self._gates[key]
@@ -34,7 +40,9 @@ class NoiseModel:
     def _gate(self, op: Op) -> GateNoise | None:
         if op.name in NOISELESS:
             return None
-        if len(op.qubits) == 1:
+        if op.name == "delay":  # idle: relaxation and dephasing only, no gate error
+            error, duration = 0.0, op.duration_ns
+        elif len(op.qubits) == 1:
             q = self.noise.qubits[op.qubits[0]]
             error, duration = q.gate_error, q.gate_time_ns
         else:
@@ -65,3 +73,42 @@ class NoiseModel:
                 [q.readout_p1_given_0, 1 - q.readout_p0_given_1],
             ]
         )
+
+
+def applied_error(configured: float, relaxations: tuple[Relaxation, ...]) -> float:
+    """The average gate infidelity the twin really applies: the configured error, or
+    relaxation's over the gate time when that alone is larger (then no depolarizing)."""
+    relax = 1 - average_fidelity(relaxations) if relaxations else 0.0
+    return max(configured, relax)
+
+
+def describe(noise: EffectiveNoise, temperature_mk: float | None = None) -> dict:
+    """The noise a circuit runs under, per qubit and per coupling, as the API shows it:
+    every multiplier, override, drift and relaxation limit applied."""
+    model = NoiseModel(noise, temperature_mk)
+    qubits = []
+    for i, q in enumerate(noise.qubits):
+        sx = model.gate(Op("sx", (i,)))
+        qubits.append({
+            "qubit": i,
+            "t1_us": q.t1_us,
+            "t2_us": min(q.t2_us, 2 * q.t1_us),
+            "frequency_ghz": q.frequency_ghz,
+            "excited_population": excited_population(q.frequency_ghz, model.temperature_mk),
+            "readout_p1_given_0": q.readout_p1_given_0,
+            "readout_p0_given_1": q.readout_p0_given_1,
+            "gate_error_configured": q.gate_error,
+            "gate_error": applied_error(q.gate_error, sx.relaxations if sx else ()),
+            "gate_time_ns": q.gate_time_ns,
+        })  # fmt: skip
+    edges = []
+    for edge, e in sorted(noise.edges.items(), key=lambda kv: sorted(kv[0])):
+        a, b = sorted(edge)
+        cx = model.gate(Op("cx", (a, b)))
+        edges.append({
+            "qubits": [a, b],
+            "gate_error_configured": e.gate_error,
+            "gate_error": applied_error(e.gate_error, cx.relaxations if cx else ()),
+            "gate_time_ns": e.gate_time_ns,
+        })  # fmt: skip
+    return {"qubits": qubits, "edges": edges}

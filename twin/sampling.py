@@ -66,3 +66,26 @@ def counts_from_bits(bits: np.ndarray, program: Program) -> dict[str, int]:
         return {"": int(freq.sum())}
     strings = keys.view(f"S{program.num_clbits}").reshape(-1)
     return {k.decode(): int(f) for k, f in zip(strings, freq, strict=True)}
+
+
+def bits_of(indices: np.ndarray, width: int) -> np.ndarray:
+    """Outcome indices (first qubit most significant) as (shots, width) uint8 bits."""
+    shifts = np.arange(width - 1, -1, -1, dtype=np.int64)
+    return ((indices[:, None] >> shifts) & 1).astype(np.uint8)
+
+
+def shuffled_outcomes(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One outcome index per shot, from counts per outcome, in random order (shots of
+    independent parts are paired at random, as independent shots would be)."""
+    return rng.permutation(np.repeat(np.arange(len(counts)), counts))
+
+
+def with_readout_flips(
+    bits: np.ndarray, qubits: list[int], noise: NoiseModel, rng: np.random.Generator
+) -> np.ndarray:
+    """Per-shot readout assignment errors on true outcomes (shots × qubits)."""
+    p10 = np.array([noise.readout(q)[1, 0] for q in qubits], dtype=np.float32)  # 1 | 0
+    p01 = np.array([noise.readout(q)[0, 1] for q in qubits], dtype=np.float32)
+    # float32 draws: half the cost of float64, and ample resolution for error rates
+    flip = rng.random(bits.shape, dtype=np.float32) < np.where(bits == 1, p01, p10)
+    return bits ^ flip.astype(np.uint8)

@@ -63,21 +63,25 @@ def _noise(psi, op, noise: NoiseModel, local, rng):
     return psi
 
 
-def run(
+def sample(
     program: Program,
     noise: NoiseModel,
     shots: int,
     rng: np.random.Generator,
     trajectories: int,
 ) -> np.ndarray:
-    """P(true outcome) over measured_qubits(program), averaged over the trajectories."""
+    """Counts of each true outcome (before readout errors) over
+    measured_qubits(program), as a flat array (qubits[0] most significant)."""
     active = program.active_qubits
     local = {q: i for i, q in enumerate(active)}
     m = len(active)
-    total = min(trajectories, shots)
+    total = max(1, min(trajectories, shots))
     chunk = max(1, min(total, MAX_AMPLITUDES // 2**m))
     measured = measured_qubits(program)
-    acc = np.zeros((2,) * len(measured))
+    counts = np.zeros(2 ** len(measured), dtype=np.int64)
+    # Shots per trajectory: as equal as they can be, the first trajectories one more.
+    per = np.full(total, shots // total, dtype=np.int64)
+    per[: shots % total] += 1
     done = 0
     while done < total:
         t = min(chunk, total - done)
@@ -92,6 +96,8 @@ def run(
         p = probs.sum(axis=drop) if drop else probs
         order = sorted(keep)
         p = np.moveaxis(p, [order.index(a) + 1 for a in keep], list(range(1, len(keep) + 1)))
-        acc += p.sum(axis=0)
+        p = p.reshape(t, -1)
+        p /= p.sum(axis=1, keepdims=True)
+        counts += rng.multinomial(per[done : done + t], p).sum(axis=0)
         done += t
-    return acc / total
+    return counts

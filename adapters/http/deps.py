@@ -138,6 +138,24 @@ async def read_after(
 ReadAfter = Depends(read_after)
 
 
+async def read_own_writes(
+    request: Request,
+    min_position: Position = None,
+    x_min_position: PositionHeader = None,
+) -> None:
+    """As ReadAfter; without a position, wait (bounded) for the store's head as it was
+    when asked. For reads of the controller's state, which a client reads right after
+    its own command and must see (a stale noise table looked like a lost command)."""
+    position = max(min_position or 0, x_min_position or 0)
+    if position:
+        await wait_for_position(position, request)
+    else:
+        await wait_for_store_head(request)
+
+
+ReadOwnWrites = Depends(read_own_writes)
+
+
 async def send_command(
     request: Request,
     command: Command,

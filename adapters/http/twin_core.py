@@ -15,6 +15,7 @@ from adapters.http.deps import (
     ProjectId,
     ReadAfter,
     ReadModels,
+    ReadOwnWrites,
     TwinProject,
     send_command,
 )
@@ -56,7 +57,7 @@ def list_backends(request: Request, project: ProjectId, db: ReadModels):
     return {"backends": [_summary(b) for b in backends.values()]}
 
 
-@router.get("/backends/{backend_id}", dependencies=[ReadAfter])
+@router.get("/backends/{backend_id}", dependencies=[ReadOwnWrites])
 def get_backend(backend_id: str, request: Request, project: ProjectId, db: ReadModels):
     view = request.app.state.twin
     b = view.backend(db, project, backend_id)
@@ -69,6 +70,9 @@ def get_backend(backend_id: str, request: Request, project: ProjectId, db: ReadM
         "limits": vars(b.limits),
         "scenario": state.scenario or b.default_scenario,
         "scenarios": sorted(b.scenarios),
+        # What a job submitted now runs under (every controller command, drift and
+        # relaxation limit applied): before, only the raw YAML said so.
+        "noise": view.noise(db, project, backend_id),
     }
 
 

@@ -16,8 +16,8 @@ from adapters.http.deps import (
     MAX_INDEX,
     IdempotencyKey,
     ProjectId,
-    ReadAfter,
     ReadModels,
+    ReadOwnWrites,
     TwinProject,
     generated_id,
     send_command,
@@ -165,7 +165,7 @@ def _cryo_view(request: Request, db, project: str, backend_id: str) -> dict[str,
     }  # fmt: skip
 
 
-@router.get("/cryo", dependencies=[ReadAfter])
+@router.get("/cryo", dependencies=[ReadOwnWrites])
 def cryo(backend_id: str, request: Request, project: ProjectId, db: ReadModels):
     """Cryostat state: temperatures, T1/T2 multipliers, thermal excited populations.
     `temperature_mk` is null until set (no thermal population is modelled before)."""

@@ -19,6 +19,7 @@ from adapters.http.deps import (
     ProjectId,
     ReadAfter,
     ReadModels,
+    ReadOwnWrites,
     TwinProject,
     generated_id,
     send_command,
@@ -215,7 +216,7 @@ async def controller_command(
     }
 
 
-@controller.get("/controller/{backend_id}/state", dependencies=[ReadAfter])
+@controller.get("/controller/{backend_id}/state", dependencies=[ReadOwnWrites])
 def controller_state(backend_id: str, request: Request, project: ProjectId, db: ReadModels):
     view = request.app.state.twin
     view.backend(db, project, backend_id)  # 404 for an unknown backend

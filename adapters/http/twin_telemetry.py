@@ -18,6 +18,7 @@ from adapters.http.deps import (
     ProjectId,
     ReadAfter,
     ReadModels,
+    ReadOwnWrites,
     Zone,
     send_command,
     wait_for_store_head,
@@ -35,14 +36,13 @@ router = APIRouter(prefix=PREFIX + "/telemetry", tags=["twin telemetry"])
 BackendId = Annotated[str, Query(description="backend")]
 
 
-@router.get("/qubits", dependencies=[ReadAfter])
+@router.get("/qubits", dependencies=[ReadOwnWrites])
 def qubits(backend_id: BackendId, request: Request, project: ProjectId, db: ReadModels):
-    """Per qubit, with every controller override applied: T1, T2, readout and gate
-    errors, and the drift multiplier now."""
-    return {
-        "backend_id": backend_id,
-        "qubits": request.app.state.twin.qubits(db, project, backend_id),
-    }
+    """Per qubit and per coupling, with every controller command applied: T1, T2,
+    readout p(1|0) and p(0|1), gate errors as configured and as applied (relaxation over
+    the gate time is a floor), durations, and the drift multiplier now. Without
+    `min_position` it waits for the caller's own last command."""
+    return {"backend_id": backend_id, **request.app.state.twin.noise(db, project, backend_id)}
 
 
 def _since(value: datetime | None, tz) -> datetime | None:

@@ -20,7 +20,7 @@ from twin.circuit_input import (
     check_circuits,
     read_circuit,
 )
-from twin.circuits import compile_for
+from twin.circuits import DEFAULT_OPTIMIZATION_LEVEL, OPTIMIZATION_LEVELS, compile_for
 from twin.controller import (
     ControllerState,
     apply_command,
@@ -36,6 +36,18 @@ from twin.noise import NoiseModel
 def refused(err: TwinError) -> InvalidInput:
     """The twin's refusal as the domain's: bad input, with the twin's code."""
     return InvalidInput(err.message, code=err.code)
+
+
+def optimization_level_of(metadata: dict) -> int:
+    """The job's transpiler level (metadata.optimization_level), refused if not 0-3."""
+    level = metadata.get("optimization_level", DEFAULT_OPTIMIZATION_LEVEL)
+    if isinstance(level, bool) or level not in OPTIMIZATION_LEVELS:
+        raise InvalidInput(
+            f"metadata.optimization_level must be one of {list(OPTIMIZATION_LEVELS)}"
+            " (0 runs the gates as written)",
+            code="invalid_optimization_level",
+        )
+    return int(level)
 
 
 def digest(files: dict[str, str]) -> str:
@@ -143,12 +155,13 @@ class TwinCatalog:
         except TwinError as err:
             raise refused(err) from None
 
-    def check_job(self, files, backend_id, circuits, shots, sizes=None) -> None:
+    def check_job(self, files, backend_id, circuits, shots, sizes=None, metadata=None) -> None:
         """Counts against the backend's limits, each circuit against its size, and the
         job's estimated cost against the operator's budget. `sizes`: the circuits as the
         checker process sized them (adapters/twin/checker.py); without, they are read
         here, screened first."""
         backend = self.backend(files, backend_id)
+        optimization_level_of(metadata or {})
         limits = backend.limits
         if shots < 1 or shots > limits.max_shots:
             raise InvalidInput(

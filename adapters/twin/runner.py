@@ -39,6 +39,7 @@ from commands.twin import CompleteJob, FailJob, StartJob
 from domain.access import SYSTEM
 from domain.errors import DomainError
 from domain.events import CommandContext
+from twin.circuits import DEFAULT_OPTIMIZATION_LEVEL
 from twin.controller import ControllerState, apply_command
 from twin.errors import TwinError
 
@@ -58,6 +59,7 @@ class QueuedJob:
     shots: int
     seed: int
     at: float  # submission time: the drift phase
+    optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL
     running: bool = False  # started before a restart
     cancelled: bool = False  # cancelled while it ran
 
@@ -120,6 +122,9 @@ class TwinRunner:
                     # No seed given: a random one, recorded with the results.
                     seed=int(seed) if isinstance(seed, int) else secrets.randbits(63),
                     at=datetime.fromisoformat(env["occurred_at"]).timestamp(),
+                    optimization_level=p["metadata"].get(
+                        "optimization_level", DEFAULT_OPTIMIZATION_LEVEL
+                    ),
                 )
             )
             self.wake.set()
@@ -219,7 +224,7 @@ class TwinRunner:
             self.worker.start()  # again if it died: from this (the loop's) thread
             simulation = asyncio.ensure_future(asyncio.to_thread(
                 self.worker.call, "run_job", backend, job.state, job.circuits, job.shots,
-                job.seed, job.at, timeout=self.time_limit,
+                job.seed, job.at, job.optimization_level, timeout=self.time_limit,
             ))  # fmt: skip
         except (DomainError, KeyError) as err:
             simulation = loop.create_future()

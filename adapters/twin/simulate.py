@@ -17,7 +17,7 @@ from twin.circuit_input import (
     check_circuits,
     read_circuit,
 )
-from twin.circuits import Program, compile_for
+from twin.circuits import DEFAULT_OPTIMIZATION_LEVEL, Program, compile_for
 from twin.controller import ControllerState, effective_noise
 from twin.device import Backend, Device
 from twin.noise import NoiseModel
@@ -25,18 +25,18 @@ from twin.noise import NoiseModel
 _PROGRAMS: dict[tuple, Program] = {}
 
 
-def compiled(circuit: Any, device: Device) -> Program:
+def compiled(circuit: Any, device: Device, optimization_level: int) -> Program:
     """Transpiling costs ~8 ms, more than simulating a small circuit: each distinct
     (device, circuit) is compiled once per worker. The transpiler's own seed is fixed, so
     a circuit always maps the same way; the job's seed drives the sampling."""
     text = (
         circuit if isinstance(circuit, str) else orjson.dumps(circuit, option=orjson.OPT_SORT_KEYS)
     )
-    key = (device, text)
+    key = (device, text, optimization_level)
     if key not in _PROGRAMS:
         if len(_PROGRAMS) > 2048:
             _PROGRAMS.clear()
-        _PROGRAMS[key] = compile_for(read_circuit(circuit), device, seed=0)
+        _PROGRAMS[key] = compile_for(read_circuit(circuit), device, 0, optimization_level)
     return _PROGRAMS[key]
 
 
@@ -47,6 +47,7 @@ def run_job(
     shots: int,
     seed: int,
     at: float,
+    optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL,
 ) -> tuple[list[dict[str, Any]], float]:
     """Per-circuit results and the simulation time in ms. The same arguments give the
     same counts, bit for bit."""
@@ -55,10 +56,12 @@ def run_job(
     rng = np.random.default_rng(seed)
     results = []
     for index, circuit in enumerate(circuits):
-        program = compiled(circuit, backend.device)
-        counts, used = engine.run(program, noise, shots, rng, backend.limits)
+        program = compiled(circuit, backend.device, optimization_level)
+        counts, ran = engine.run(program, noise, shots, rng, backend.limits)
         results.append(
-            {"circuit_index": index, "shots": shots, "counts": counts, "engine": used,
+            {"circuit_index": index, "shots": shots, "counts": counts, "engine": ran.engine,
+             "approximation": ran.approximation,
+             "parts": [{"qubits": list(q), "engine": e} for q, e in ran.parts],
              "qubits_used": list(program.active_qubits)}
         )  # fmt: skip
     return results, 1000 * (time.perf_counter() - t0)

@@ -13,6 +13,7 @@ from projections import twin as q
 from projections.base import QueryError
 from twin.controller import ControllerState, apply_command, effective_noise
 from twin.device import Backend
+from twin.noise import describe
 
 
 class TwinView:
@@ -88,22 +89,20 @@ class TwinView:
         self._folded[key] = (position, state, n, last)
         return state, n, last
 
-    def qubits(self, db, project_id: str, backend_id: str) -> list[dict[str, Any]]:
+    def noise(self, db, project_id: str, backend_id: str) -> dict[str, Any]:
+        """The noise a job submitted now runs under: per qubit (with the drift multiplier
+        and the fields a controller override set) and per coupling."""
         backend = self.backend(db, project_id, backend_id)
         state, _, _ = self.state(db, project_id, backend_id)
         eff = effective_noise(backend, state, datetime.now(UTC).timestamp())
-        return [
-            {
-                "qubit": i,
-                "t1_us": qn.t1_us,
-                "t2_us": min(qn.t2_us, 2 * qn.t1_us),
-                "readout_error": (qn.readout_p1_given_0 + qn.readout_p0_given_1) / 2,
-                "readout_p1_given_0": qn.readout_p1_given_0,
-                "readout_p0_given_1": qn.readout_p0_given_1,
-                "single_qubit_error": qn.gate_error,
-                "gate_time_ns": qn.gate_time_ns,
-                "drift_multiplier": eff.drift_multipliers[i],
-                "overridden": sorted(state.qubit_overrides.get(i, {})),
-            }
-            for i, qn in enumerate(eff.qubits)
-        ]
+        described = describe(eff)
+        for row, qn in zip(described["qubits"], eff.qubits, strict=True):
+            i = row["qubit"]
+            row["readout_error"] = (qn.readout_p1_given_0 + qn.readout_p0_given_1) / 2
+            row["single_qubit_error"] = row["gate_error"]
+            row["drift_multiplier"] = eff.drift_multipliers[i]
+            row["overridden"] = sorted(state.qubit_overrides.get(i, {}))
+        return described
+
+    def qubits(self, db, project_id: str, backend_id: str) -> list[dict[str, Any]]:
+        return self.noise(db, project_id, backend_id)["qubits"]

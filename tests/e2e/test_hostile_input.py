@@ -30,6 +30,11 @@ SLOW = f"{HEAD} qreg q[14]; creg c[14];" + "".join(
 TIME_LIMIT = 4.0
 
 
+def entangle(n: int) -> str:
+    """A CX chain: joins n qubits into one part (qubits that never interact run apart)."""
+    return "".join(f" cx q[{i}],q[{i + 1}];" for i in range(n - 1))
+
+
 def nested_gates(levels: int = 13) -> str:
     lines = [HEAD, "gate g0 a { x a; x a; x a; x a; x a; x a; x a; x a; }"]
     lines += [f"gate g{i} a {{ " + f"g{i - 1} a; " * 8 + "}" for i in range(1, levels)]
@@ -95,12 +100,24 @@ CASES: list[tuple[str, str, str, dict, int, str]] = [
     ("opaque gate", "POST", f"{TWIN}/jobs",
      {"json": job(f"{HEAD} opaque o a; qreg q[1]; o q[0];")}, 422, "unsupported_instruction"),
     # -- work budgets ----------------------------------------------------------------
-    ("20 non-Clifford qubits x 100,000 shots", "POST", f"{TWIN}/jobs",
+    ("20 entangled non-Clifford qubits x 100,000 shots", "POST", f"{TWIN}/jobs",
      {"json": job(f"{HEAD} qreg q[20];" + "".join(f" t q[{i}]; h q[{i}];" for i in range(20))
-                  * 5, shots=100_000)}, 422, "job_too_expensive"),
-    ("a non-Clifford circuit too wide for any engine", "POST", f"{TWIN}/jobs",
-     {"json": job(f"{HEAD} qreg q[30];" + "".join(f" t q[{i}];" for i in range(30)))}, 422,
-     "circuit_too_wide"),
+                  * 5 + entangle(20), shots=100_000)}, 422, "job_too_expensive"),
+    ("an entangled non-Clifford circuit too wide for any engine", "POST", f"{TWIN}/jobs",
+     {"json": job(f"{HEAD} qreg q[30];" + "".join(f" t q[{i}];" for i in range(30))
+                  + entangle(30))}, 422, "circuit_too_wide"),
+    ("optimization level 7", "POST", f"{TWIN}/jobs",
+     {"json": {**job(BELL), "metadata": {"optimization_level": 7}}}, 422,
+     "invalid_optimization_level"),
+    ("a negative delay", "POST", f"{TWIN}/jobs",
+     {"json": job(f"{HEAD} qreg q[1]; creg c[1]; delay(-5) q[0];")}, 422, "invalid_qasm"),
+    ("a delay of a year", "POST", f"{TWIN}/jobs",
+     {"json": job(f"{HEAD} qreg q[1]; creg c[1]; delay(3e7s) q[0];")}, 422,
+     "invalid_circuit"),
+    ("a delay with a unit nobody uses", "POST", f"{TWIN}/jobs",
+     {"json": job({"num_qubits": 1, "gates": [{"name": "delay", "qubits": [0], "params": [1],
+                                               "unit": "fortnight"}]})}, 422,
+     "invalid_circuit"),
     ("shots 2^63", "POST", f"{TWIN}/jobs", {"json": job(BELL, shots=BIG)}, 422,
      "number_out_of_range"),
     ("shots 2^62", "POST", f"{TWIN}/jobs", {"json": job(BELL, shots=2**62)}, 422,

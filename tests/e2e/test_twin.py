@@ -85,6 +85,48 @@ def test_backends_have_topology_limits_and_positions(twin: httpx.Client):
     assert twin.get("/health").json()["status"] == "healthy"
 
 
+def test_the_backend_shows_the_noise_it_runs_and_a_command_is_seen_at_once(
+    twin: httpx.Client,
+):
+    """The detail and the telemetry serve the effective noise per qubit and coupling;
+    a read right after a controller command (no min_position) already shows it."""
+    noise = twin.get("/backends/line_5").json()["noise"]
+    assert len(noise["qubits"]) == 5 and len(noise["edges"]) == 4
+    q0, e01 = noise["qubits"][0], noise["edges"][0]
+    assert q0["gate_error"] >= q0["gate_error_configured"] > 0  # relaxation is a floor
+    assert {"t1_us", "t2_us", "readout_p1_given_0", "readout_p0_given_1", "gate_time_ns"} <= set(q0)
+    assert e01["qubits"] == [0, 1] and e01["gate_error"] > 0 and e01["gate_time_ns"] > 0
+    off = {"command_type": "inject_noise_override", "payload": {"gate_error_multiplier": 0}}
+    assert twin.post("/controller/line_5/commands", json=off).status_code == 200
+    seen = twin.get("/telemetry/qubits", params={"backend_id": "line_5"}).json()
+    assert all(q["gate_error_configured"] == 0 for q in seen["qubits"])
+    assert all(e["gate_error_configured"] == 0 for e in seen["edges"])
+    assert 0 < seen["qubits"][0]["gate_error"] < q0["gate_error"]  # relaxation remains
+    reset = twin.post("/controller/line_5/commands", json={"command_type": "reset"})
+    assert reset.status_code == 200
+    back = twin.get("/backends/line_5").json()["noise"]["qubits"][0]
+    # back to the config's value (drift moves it by ~1e-4 relative per second)
+    assert back["gate_error_configured"] == pytest.approx(q0["gate_error_configured"], rel=1e-2)
+
+
+def test_idle_time_and_circuits_as_written(twin: httpx.Client):
+    """X, a delay, measure: decays with the delay; X x 20 at level 0 runs twenty gates
+    (their errors show), at level 1 none (readout only)."""
+    head = 'OPENQASM 2.0; include "qelib1.inc"; qreg q[1]; creg c[1];'
+    short, long_ = (f"{head} x q[0]; delay({t}us) q[0]; measure q[0] -> c[0];" for t in (0, 60))
+    decayed = run(twin, [short, long_], shots=20_000, seed=5)["results"]
+    p1 = [r["counts"].get("1", 0) / 20_000 for r in decayed]
+    assert p1[1] < p1[0] - 0.1, p1
+    assert all(r["approximation"] is None and r["parts"] for r in decayed)
+    x20 = f"{head} " + "x q[0]; " * 20 + "measure q[0] -> c[0];"
+    written = run(twin, [x20], shots=20_000, seed=5, optimization_level=0)["results"][0]
+    merged = run(twin, [x20], shots=20_000, seed=5)["results"][0]
+    assert written["counts"].get("1", 0) > merged["counts"].get("1", 0)
+    bad = twin.post("/jobs", json={"backend_id": "line_5", "circuits": [x20],
+                                   "metadata": {"optimization_level": "max"}})  # fmt: skip
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid_optimization_level")
+
+
 def test_a_bell_job_runs_and_its_seed_reproduces_it(twin: httpx.Client):
     first = run(twin, [BELL], seed=11)
     assert first["status"] == "COMPLETED"

@@ -127,7 +127,7 @@ def test_counts_match_aer_within_a_tvd_of_0_01(backend_id, qasm, commands):
     noise = NoiseModel(effective_noise(backend, state, t=0.0))
     program = compile_for(parse(qasm), backend.device, seed=11)
     ours, used = engine.run(program, noise, SHOTS, np.random.default_rng(5), backend.limits)
-    assert used == "density_matrix"
+    assert used.engine == "density_matrix"
     sim = AerSimulator(
         method="density_matrix",
         noise_model=aer_model(noise, backend.device.num_qubits),

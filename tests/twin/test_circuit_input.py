@@ -126,17 +126,23 @@ def test_a_circuit_dict_builds_the_circuit_it_describes():
 def test_the_cost_estimate_grows_with_each_engine_as_it_should():
     limits = SchedulerLimits()
     narrow = check_circuit(f"{HEAD} qreg q[2]; creg c[2]; h q[0]; cx q[0],q[1]; measure q -> c;")
+    chain = "".join(f" cx q[{i}],q[{i + 1}];" for i in range(15))
     wide = check_circuit(
-        f"{HEAD} qreg q[16]; creg c[16];" + "".join(f" rx(0.3) q[{i}];" for i in range(16))
+        f"{HEAD} qreg q[16]; creg c[16];" + "".join(f" rx(0.3) q[{i}];" for i in range(16)) + chain
     )
+    assert wide.largest_group == 16
     assert circuit_seconds(narrow, 1024, limits) < 0.05
     assert circuit_seconds(wide, 256, limits) > 10 * circuit_seconds(wide, 8, limits) > 0
+    # Sixteen qubits that never interact are sixteen one-qubit parts: cheap at any shots.
+    apart = check_circuit(
+        f"{HEAD} qreg q[16]; creg c[16];" + "".join(f" rx(0.3) q[{i}];" for i in range(16))
+    )
+    assert apart.largest_group == 1 and circuit_seconds(apart, 100_000, limits) < 0.2
     wider = check_circuit(f"{HEAD} qreg q[30]; rx(0.3) q[29];")
     assert wider.width == 1  # only what gates touch counts
+    entangled_30 = "".join(f" t q[{i}];" for i in range(30)) + "".join(
+        f" cx q[{i}],q[{i + 1}];" for i in range(29)
+    )
     with pytest.raises(TwinError) as err:
-        circuit_seconds(
-            check_circuit(f"{HEAD} qreg q[30];" + "".join(f" t q[{i}];" for i in range(30))),
-            10,
-            limits,
-        )
+        circuit_seconds(check_circuit(f"{HEAD} qreg q[30];" + entangled_30), 10, limits)
     assert err.value.code == "circuit_too_wide"

@@ -166,12 +166,19 @@ def test_engines_agree_on_a_small_clifford_circuit():
 def test_engine_choice_by_width_and_gate_set():
     wide_clifford = f'OPENQASM 2.0; include "qelib1.inc"; qreg q[50]; creg c[50]; h q[0]; {"".join(f"cx q[{i}],q[{i + 1}];" for i in range(49))} measure q -> c;'
     counts, used = run(wide_clifford, "square_64", shots=1000)
-    assert used == "stim" and sum(counts.values()) == 1000
+    assert used.engine == "stim" and sum(counts.values()) == 1000
+    assert used.approximation and "Pauli-twirled" in used.approximation
     assert max(counts, key=counts.get) in ("0" * 50, "1" * 50)
-    non_clifford = f'OPENQASM 2.0; include "qelib1.inc"; qreg q[12]; creg c[12]; {"".join(f"t q[{i}]; h q[{i}];" for i in range(12))} measure q -> c;'
-    _, used = run(non_clifford, "square_64", shots=64)
-    assert used == "trajectories"
-    too_wide = f'OPENQASM 2.0; include "qelib1.inc"; qreg q[30]; creg c[30]; {"".join(f"t q[{i}]; h q[{i}];" for i in range(30))} measure q -> c;'
+    # Twelve qubits that never interact: twelve exact one-qubit parts, not one wide one.
+    independent = f'OPENQASM 2.0; include "qelib1.inc"; qreg q[12]; creg c[12]; {"".join(f"t q[{i}]; h q[{i}];" for i in range(12))} measure q -> c;'
+    _, used = run(independent, "square_64", shots=64)
+    assert used.engine == "density_matrix" and len(used.parts) == 12
+    assert used.approximation is None
+    # Entangled and non-Clifford beyond the density matrix: a trajectory per shot.
+    entangled = f'OPENQASM 2.0; include "qelib1.inc"; qreg q[12]; creg c[12]; {"".join(f"t q[{i}]; h q[{i}];" for i in range(12))} {"".join(f"cx q[{i}],q[{i + 1}];" for i in range(11))} measure q -> c;'
+    _, used = run(entangled, "square_64", shots=64)
+    assert used.engine == "trajectories" and used.approximation is None
+    too_wide = f'OPENQASM 2.0; include "qelib1.inc"; qreg q[30]; creg c[30]; {"".join(f"t q[{i}]; h q[{i}];" for i in range(30))} {"".join(f"cx q[{i}],q[{i + 1}];" for i in range(29))} measure q -> c;'
     with pytest.raises(TwinError) as err:
         run(too_wide, "square_64", shots=10)
     assert err.value.code == "circuit_too_wide"
