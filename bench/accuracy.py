@@ -2,7 +2,7 @@
 
 For each circuit: the total variation distance (TVD) between the twin's counts, as a job
 would get them (default engine choice), and a sample of the exact distribution at the
-same shots; beside it the statistical floor: the TVD between two independent samples of
+same shots, median of --repeats runs (one for a forced engine); beside it the statistical floor: the TVD between two independent samples of
 the exact distribution, median and 95th percentile over --floor-draws pairs. A row
 within the floor's 95th percentile cannot be told from exact at that many shots.
 
@@ -103,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shots", type=int, default=200_000)
     parser.add_argument("--floor-draws", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5, help="twin runs per row (median)")
     args = parser.parse_args()
     rng = np.random.default_rng(2026)
     print(f"shots {args.shots}; floor: TVD of two exact samples, {args.floor_draws} pairs\n")
@@ -111,15 +112,20 @@ def main() -> None:
         backend = BACKENDS[backend_id]
         noise = NoiseModel(effective_noise(backend, ControllerState(), 0.0))
         program = compile_for(read_circuit(qasm), backend.device, 0, level)
-        t0 = time.perf_counter()
-        ours, ran = engine.run(program, noise, args.shots, rng, backend.limits, forced)
-        took = time.perf_counter() - t0
+        runs, took = [], []
+        for _ in range(1 if reference is None or forced else args.repeats):
+            t0 = time.perf_counter()
+            runs.append(engine.run(program, noise, args.shots, rng, backend.limits, forced))
+            took.append(time.perf_counter() - t0)
+        ours, ran = runs[0]
         if reference is None:
             print(f"{name:28} {ran.engine:15} {'n/a':>7} {'':9} {'':9}  no exact model"
-                  f"  ({took * 1e3:.0f} ms)")  # fmt: skip
+                  f"  ({np.median(took) * 1e3:.0f} ms)")  # fmt: skip
         else:
             exact = exact_distribution(program, noise)
-            distance = tvd(ours, sample(exact, args.shots, rng), args.shots)
+            distance = float(np.median(
+                [tvd(counts, sample(exact, args.shots, rng), args.shots) for counts, _ in runs]
+            ))  # fmt: skip
             floor = [
                 tvd(sample(exact, args.shots, rng), sample(exact, args.shots, rng), args.shots)
                 for _ in range(args.floor_draws)
@@ -127,7 +133,7 @@ def main() -> None:
             p50, p95 = np.percentile(floor, [50, 95])
             verdict = "within floor" if distance <= p95 else f"{distance / p50:.1f}x floor p50"
             print(f"{name:28} {ran.engine:15} {distance:7.4f} {p50:9.4f} {p95:9.4f}  {verdict}"
-                  f"  ({took * 1e3:.0f} ms)")  # fmt: skip
+                  f"  ({np.median(took) * 1e3:.0f} ms)")  # fmt: skip
         if ran.approximation:
             print(f"{'':28} approximation: {ran.approximation}")
         if name.startswith("x, 10 CX"):

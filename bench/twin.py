@@ -10,6 +10,7 @@ the same device noise (Aer is a dev dependency; its time includes its own setup)
 
 Over HTTP against a fresh `qledger serve` (temp data dir, embedded NATS, SQLite):
 * Bell job latency: POST /jobs -> the result (long poll `wait`), one client, p50/p99;
+* the same for GHZ-10 on square_64 (1,024 shots);
 * jobs/s with 8 concurrent clients doing the same for --seconds;
 * raw baseline from the same run: GET /api/v1/digital-twin/health round trip.
 
@@ -39,7 +40,7 @@ import numpy as np
 
 from bench.harness import pct, start
 from config.twin_files import load_backends, read_dir
-from twin import clifford, density
+from twin import clifford, engine
 from twin.circuit_input import read_circuit as parse
 from twin.circuits import compile_for
 from twin.controller import ControllerState, effective_noise
@@ -78,12 +79,14 @@ def engines(reps: int) -> None:
         noise = NoiseModel(effective_noise(backend, ControllerState()))
         program = compile_for(parse(qasm), backend.device, seed=0)
         rng = np.random.default_rng(1)
+        # The twin's column includes its planning (light cone, parts, engine choice).
+        ours = timed(
+            functools.partial(engine.run, program, noise, shots, rng, backend.limits), reps
+        )
         if kind == "dm":
-            ours = timed(functools.partial(density.run, program, noise, shots, rng), reps)
             raw = aer_time(program, noise, backend.device.num_qubits, shots, reps)
             raw_label = "Aer density matrix"
         else:
-            ours = timed(functools.partial(clifford.sample_bits, program, noise, shots, rng), reps)
             circuit = clifford.build(program, noise)
             raw = timed(functools.partial(_stim_sample, circuit, shots), reps)
             raw_label = "stim compile+sample"
@@ -106,9 +109,9 @@ def aer_time(program, noise, num_qubits: int, shots: int, reps: int) -> list[flo
     return timed(lambda: sim.run(qc, shots=shots).result(), max(3, reps // 5))
 
 
-def one_job(client: httpx.Client, backend: str = "ibm_jakarta_like") -> float:
+def one_job(client: httpx.Client, backend: str = "ibm_jakarta_like", circuit: str = BELL) -> float:
     t = time.perf_counter()
-    r = client.post("/jobs", json={"backend_id": backend, "circuits": [BELL], "shots": 1024})
+    r = client.post("/jobs", json={"backend_id": backend, "circuits": [circuit], "shots": 1024})
     job = r.json()
     r = client.get(
         f"/jobs/{job['job_id']}/result", params={"wait": 30, "min_position": job["position"]}
@@ -131,8 +134,10 @@ def http_part(base: str, token: str, jobs: int, seconds: float) -> None:
         for _ in range(10):
             one_job(c)  # warm the worker process and the caches
         latency = [one_job(c) for _ in range(jobs)]
+        ghz10 = [one_job(c, "square_64", ghz(10)) for _ in range(max(20, jobs // 4))]
     print(f"\n{'over HTTP, p50 / p99 ms':44s} {'twin':>19s} {'raw baseline':>19s}")
     print(f"{'Bell job, submit -> COMPLETED':44s} {pct(latency)}   {pct(health)}  (GET /health)")
+    print(f"{'GHZ-10 job (square_64, 1,024 shots)':44s} {pct(ghz10)}")
 
     stop = time.perf_counter() + seconds
 
