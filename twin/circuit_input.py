@@ -73,14 +73,16 @@ _OPAQUE_DELAY = re.compile(
 # delay(2us): QASM 2 has no units, so a unit is read here and the text given the parser
 # in ns (the twin's dt is 1 ns: a bare number is ns, as Qiskit's `dt` delays export).
 _DELAY_WITH_UNIT = re.compile(
-    r"\bdelay\s*\(\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*(ns|us|µs|ms|s|dt)\s*\)"
+    r"\bdelay\s*\(\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*"
+    r"(ns|us|µs|μs|ms|s|dt)\s*\)"
 )
-_NS_PER = {"dt": 1.0, "ns": 1.0, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9}
+_NS_PER = {"dt": 1.0, "ns": 1.0, "us": 1e3, "µs": 1e3, "μs": 1e3, "ms": 1e6, "s": 1e9}
 ALLOWED_INCLUDE = "qelib1.inc"
 # The parser's legacy instructions: sx, sxdg, u, p, rzz… are known without a definition,
 # as the Qiskit exporter assumes; delay is too (declared or not).
 _CUSTOM = tuple(c for c in qasm2.LEGACY_CUSTOM_INSTRUCTIONS if c.name != "delay") + (
-    qasm2.CustomInstruction("delay", 1, 1, Delay, builtin=True),
+    # The parser's number is ns: Delay's default unit (dt) would demand an integer.
+    qasm2.CustomInstruction("delay", 1, 1, lambda t: Delay(t, "ns"), builtin=True),
 )
 
 
@@ -150,20 +152,31 @@ def screen_qasm(text: str, limits: CircuitLimits = DEFAULT_LIMITS) -> None:
 _PARSER_AT = re.compile(r"^<input>:(\d+),(\d+): (.*)$", re.S)
 
 
-def _delays_in_ns(text: str) -> str:
-    return _DELAY_WITH_UNIT.sub(
-        lambda m: f"delay({float(m.group(1)) * _NS_PER[m.group(2)]!r})", text
-    )
+def _delays_in_ns(text: str, limits: CircuitLimits) -> str:
+    def in_ns(m: re.Match) -> str:
+        ns = float(m.group(1)) * _NS_PER[m.group(2)]
+        if not ns <= limits.max_delay_ns:  # also inf: never written back as text
+            raise TwinError(
+                "invalid_circuit",
+                f"{_shown(m.group(0))}: a delay lasts at most {limits.max_delay_ns:g} ns",
+            )
+        return f"delay({ns!r})"
+
+    return _DELAY_WITH_UNIT.sub(in_ns, text)
 
 
 def parse_qasm(text: str, limits: CircuitLimits = DEFAULT_LIMITS) -> QuantumCircuit:
     screen_qasm(text, limits)
     try:
-        return qasm2.loads(_delays_in_ns(text), include_path=(), custom_instructions=_CUSTOM)
+        return qasm2.loads(
+            _delays_in_ns(text, limits), include_path=(), custom_instructions=_CUSTOM
+        )
     except qasm2.QASM2ParseError as err:
         raise TwinError("invalid_qasm", _parser_message(str(err))) from None
     except CircuitError as err:  # an instruction refused its arguments (a negative delay)
         raise TwinError("invalid_qasm", str(err.message)[:300]) from None
+    except OverflowError:  # a number the parser could not hold (delay(1e400))
+        raise TwinError("invalid_qasm", "a number in the circuit is out of range") from None
 
 
 def _parser_message(text: str) -> str:

@@ -19,7 +19,8 @@ import math
 from dataclasses import dataclass
 
 from qiskit import QuantumCircuit, transpile
-from qiskit.circuit import Delay, Measure
+from qiskit.circuit import Delay, Gate, Measure
+from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler import CouplingMap
 
 from twin.device import Device
@@ -75,19 +76,43 @@ def delay_ns(op: Delay) -> float:
 
 
 def _with_idles_marked(qc: QuantumCircuit) -> QuantumCircuit:
-    """Delays in one unit (ns), ids as zero-length delays, zero delays dropped."""
+    """Delays in one unit (ns), ids as zero-length delays, zero delays dropped, and the
+    client's own gate definitions inlined first, so an idle inside one survives too
+    (the transpiler would inline it and then drop its `id`). Inlining is bounded: the
+    circuit was sized, definitions expanded, before it got here."""
     out = qc.copy_empty_like()
-    for inst in qc.data:
-        op = inst.operation
+
+    def emit(op, qubits, clbits) -> None:
         if op.name == "delay":
             ns = delay_ns(op)
             if ns > 0:
-                out.append(Delay(ns, "ns"), inst.qubits, inst.clbits)
+                out.append(Delay(ns, "ns"), qubits, clbits)
         elif op.name == "id":
-            out.append(Delay(_IDLE_MARK, "ns"), inst.qubits, inst.clbits)
+            out.append(Delay(_IDLE_MARK, "ns"), qubits, clbits)
+        elif _user_defined(op):
+            definition = op.definition
+            for inner in definition.data:
+                inner_qubits = [qubits[definition.find_bit(q).index] for q in inner.qubits]
+                inner_clbits = [clbits[definition.find_bit(c).index] for c in inner.clbits]
+                emit(inner.operation, inner_qubits, inner_clbits)
         else:
-            out.append(inst)
+            out.append(op, qubits, clbits)
+
+    for inst in qc.data:
+        emit(inst.operation, list(inst.qubits), list(inst.clbits))
     return out
+
+
+_STANDARD = {name: type(gate) for name, gate in get_standard_gate_name_mapping().items()}
+
+
+def _user_defined(op) -> bool:
+    """A gate the client defined (QASM `gate`), not one of Qiskit's own."""
+    return (
+        isinstance(op, Gate)
+        and op.definition is not None
+        and type(op) is not _STANDARD.get(op.name)
+    )
 
 
 def compile_for(
@@ -102,7 +127,7 @@ def compile_for(
             "too_many_qubits",
             f"the circuit uses {qc.num_qubits} qubits; {device.name} has {device.num_qubits}",
         )
-    if optimization_level not in OPTIMIZATION_LEVELS:
+    if isinstance(optimization_level, bool) or optimization_level not in OPTIMIZATION_LEVELS:
         raise TwinError(
             "invalid_optimization_level", f"optimization_level must be one of {OPTIMIZATION_LEVELS}"
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from twin.circuit_input import CircuitSize
 from twin.device import SchedulerLimits
-from twin.plan import choose
+from twin.plan import Part, choose
 
 BASIS_OPS_PER_GATE = 4  # rz/sx/x/cx after mapping and routing (measured 2.6-3.5)
 TRANSPILE_S_PER_GATE = 1e-4  # 100 qubits, 1,500 gates: 0.10 s
@@ -41,3 +41,19 @@ def circuit_seconds(size: CircuitSize, shots: int, limits: SchedulerLimits) -> f
 
 def job_seconds(sizes: list[CircuitSize], shots: int, limits: SchedulerLimits) -> float:
     return sum(circuit_seconds(size, shots, limits) for size in sizes)
+
+
+def planned_seconds(parts: list[Part], shots: int) -> float:
+    """The same model on the circuit as it will run: after mapping and routing (which can
+    join qubits into a wider part than the written circuit had), after the light cone."""
+    total = SAMPLE_S_PER_SHOT * shots
+    for part in parts:
+        ops = len(part.program.ops) + 1
+        w = len(part.program.active_qubits)
+        if part.engine == "density_matrix":
+            total += ops * (4**w * DENSITY_S_PER_ENTRY + DENSITY_S_PER_OP)
+        elif part.engine == "stim":
+            total += ops * shots * STIM_S_PER_OP_SHOT
+        else:
+            total += ops * part.trajectories * 2**w * TRAJECTORY_S_PER_AMPLITUDE
+    return total

@@ -23,14 +23,21 @@ def keys_for(program: Program, qubits: list[int], indices: np.ndarray) -> list[s
     """The count key of each joint outcome index (qubits[0] most significant in the
     index): classical bits as a string, bit 0 rightmost, as Qiskit prints counts."""
     n = len(qubits)
+    axis_of = {q: axis for axis, q in enumerate(qubits)}
     bits = np.zeros((len(indices), program.num_clbits), dtype=np.uint8)
-    for axis, q in enumerate(qubits):
-        value = (indices >> (n - 1 - axis)) & 1
-        for qq, c in program.measures:
-            if qq == q:
-                bits[:, program.num_clbits - 1 - c] = value
+    # In program order: a clbit measured into twice holds the last measurement.
+    for q, c in program.measures:
+        bits[:, program.num_clbits - 1 - c] = (indices >> (n - 1 - axis_of[q])) & 1
     chars = (bits + ord("0")).view(f"S{program.num_clbits}").reshape(-1)
     return [k.decode() for k in chars]
+
+
+def _summed(keys: list[str], counts: list[int]) -> dict[str, int]:
+    """Counts by key: outcomes that differ only in an overwritten clbit share a key."""
+    out: dict[str, int] = {}
+    for key, n in zip(keys, counts, strict=True):
+        out[key] = out.get(key, 0) + n
+    return out
 
 
 def sample_counts(
@@ -44,7 +51,7 @@ def sample_counts(
     p /= p.sum()
     drawn = rng.multinomial(shots, p)
     nonzero = np.flatnonzero(drawn)
-    return dict(zip(keys_for(program, qubits, nonzero), drawn[nonzero].tolist(), strict=True))
+    return _summed(keys_for(program, qubits, nonzero), drawn[nonzero].tolist())
 
 
 def counts_from_bits(bits: np.ndarray, program: Program) -> dict[str, int]:
@@ -58,14 +65,13 @@ def counts_from_bits(bits: np.ndarray, program: Program) -> dict[str, int]:
     unique, freq = np.unique(keyed, return_counts=True)
     rows = np.unpackbits(unique.view(np.uint8).reshape(-1, width), axis=1)[:, : len(qubits)]
     keys = np.full((len(rows), program.num_clbits), ord("0"), dtype=np.uint8)
-    for axis, q in enumerate(qubits):
-        for qq, c in program.measures:
-            if qq == q:
-                keys[:, program.num_clbits - 1 - c] = rows[:, axis] + ord("0")
+    axis_of = {q: axis for axis, q in enumerate(qubits)}
+    for q, c in program.measures:  # program order: the last measurement into a clbit wins
+        keys[:, program.num_clbits - 1 - c] = rows[:, axis_of[q]] + ord("0")
     if not program.num_clbits:
         return {"": int(freq.sum())}
     strings = keys.view(f"S{program.num_clbits}").reshape(-1)
-    return {k.decode(): int(f) for k, f in zip(strings, freq, strict=True)}
+    return _summed([k.decode() for k in strings], freq.tolist())
 
 
 def bits_of(indices: np.ndarray, width: int) -> np.ndarray:

@@ -41,7 +41,7 @@ def refused(err: TwinError) -> InvalidInput:
 def optimization_level_of(metadata: dict) -> int:
     """The job's transpiler level (metadata.optimization_level), refused if not 0-3."""
     level = metadata.get("optimization_level", DEFAULT_OPTIMIZATION_LEVEL)
-    if isinstance(level, bool) or level not in OPTIMIZATION_LEVELS:
+    if not isinstance(level, int) or isinstance(level, bool) or level not in OPTIMIZATION_LEVELS:
         raise InvalidInput(
             f"metadata.optimization_level must be one of {list(OPTIMIZATION_LEVELS)}"
             " (0 runs the gates as written)",

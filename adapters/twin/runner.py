@@ -224,7 +224,8 @@ class TwinRunner:
             self.worker.start()  # again if it died: from this (the loop's) thread
             simulation = asyncio.ensure_future(asyncio.to_thread(
                 self.worker.call, "run_job", backend, job.state, job.circuits, job.shots,
-                job.seed, job.at, job.optimization_level, timeout=self.time_limit,
+                job.seed, job.at, job.optimization_level, self.catalog.budget_seconds,
+                timeout=self.time_limit,
             ))  # fmt: skip
         except (DomainError, KeyError) as err:
             simulation = loop.create_future()

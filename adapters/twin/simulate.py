@@ -20,7 +20,10 @@ from twin.circuit_input import (
 from twin.circuits import DEFAULT_OPTIMIZATION_LEVEL, Program, compile_for
 from twin.controller import ControllerState, effective_noise
 from twin.device import Backend, Device
+from twin.errors import TwinError
+from twin.job_cost import planned_seconds
 from twin.noise import NoiseModel
+from twin.plan import plan
 
 _PROGRAMS: dict[tuple, Program] = {}
 
@@ -48,15 +51,30 @@ def run_job(
     seed: int,
     at: float,
     optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL,
+    budget_seconds: float | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Per-circuit results and the simulation time in ms. The same arguments give the
-    same counts, bit for bit."""
+    same counts, bit for bit. A job whose circuits, as mapped onto the device, would
+    cost more than `budget_seconds` fails before it runs (the estimate at submission
+    sees the written circuits; routing can join their qubits into wider parts)."""
     t0 = time.perf_counter()
     noise = NoiseModel(effective_noise(backend, state, at))
     rng = np.random.default_rng(seed)
+    programs = [compiled(circuit, backend.device, optimization_level) for circuit in circuits]
+    if budget_seconds is not None:
+        planned = [plan(program, shots, backend.limits) for program in programs]
+        seconds = sum(planned_seconds(parts, shots) for parts in planned)
+        if seconds > budget_seconds:
+            widest = max((len(p.program.active_qubits) for ps in planned for p in ps), default=0)
+            raise TwinError(
+                "job_too_expensive",
+                f"mapped onto {backend.backend_id}, the job is estimated at {seconds:.3g} s"
+                f" (its widest part entangles {widest} qubits); the budget is"
+                f" {budget_seconds:g} s: route fewer gates between distant qubits, or use"
+                " optimization_level 1 (it picks a layout)",
+            )
     results = []
-    for index, circuit in enumerate(circuits):
-        program = compiled(circuit, backend.device, optimization_level)
+    for index, program in enumerate(programs):
         counts, ran = engine.run(program, noise, shots, rng, backend.limits)
         results.append(
             {"circuit_index": index, "shots": shots, "counts": counts, "engine": ran.engine,

@@ -228,3 +228,54 @@ def test_a_zero_multiplier_switches_gate_errors_off():
     assert all(q.gate_error == 0 for q in noise.noise.qubits)
     with pytest.raises(TwinError):
         check_command(JAKARTA, "inject_noise_override", {"gate_error_multiplier": -0.1})
+
+
+# -- found in review ---------------------------------------------------------------------
+
+
+def test_two_qubits_measured_into_one_clbit_keep_every_shot_and_the_last_wins():
+    noise = noise_of(JAKARTA)
+    text = f"{HEAD} qreg q[2]; creg c[1]; x q[0]; measure q[0] -> c[0]; measure q[1] -> c[0];"
+    for last, expected in (("", "0"), (" measure q[0] -> c[0];", "1")):
+        program = compiled(
+            text.replace(" measure q[1] -> c[0];", " measure q[1] -> c[0];" + last), level=0
+        )
+        for forced in (None, "trajectories", "stim"):
+            counts, _ = engine.run(
+                program, noise, 5000, np.random.default_rng(2), JAKARTA.limits, forced
+            )
+            assert sum(counts.values()) == 5000, (last, forced, counts)
+            assert max(counts, key=counts.get) == expected, (last, forced, counts)
+
+
+def test_idles_inside_a_gate_definition_survive_every_level():
+    defined = f"{HEAD} gate g a {{ id a; x a; }} gate w(t) a {{ delay(t) a; }} qreg q[1]; creg c[1]; g q[0]; w(1000) q[0]; measure q[0] -> c[0];"
+    for level in (0, 1, 2, 3):
+        ops = [(op.name, op.duration_ns) for op in compiled(defined, level=level).ops]
+        assert ops == [("id", 0.0), ("x", 0.0), ("delay", 1000.0)], (level, ops)
+
+
+def test_delays_of_a_fraction_of_a_nanosecond_and_other_spellings():
+    for written, ns in (("2.5ns", 2.5), ("1.5", 1.5), (".5us", 500.0), ("2μs", 2000.0)):
+        program = compiled(
+            f"{HEAD} qreg q[1]; creg c[1]; x q[0]; delay({written}) q[0]; measure q[0] -> c[0];"
+        )
+        assert program.ops[-1].duration_ns == pytest.approx(ns), written
+
+
+def test_a_job_that_routing_makes_too_expensive_fails_before_it_runs():
+    """The estimate at submission sees the written circuit (two qubits interact); routing
+    at level 0 joins thirteen: the worker refuses it at once instead of running a minute."""
+    from adapters.twin.simulate import run_job  # the worker's entry point
+
+    heavy = BACKENDS["heavy_hex_27"]
+    text = (
+        f"{HEAD} qreg q[27]; creg c[27]; "
+        + "".join(f"h q[{i}]; t q[{i}];" for i in range(27))
+        + " cx q[0],q[26]; "
+        + "h q[26]; t q[26]; " * 300
+        + " measure q -> c;"
+    )
+    with pytest.raises(TwinError) as err:
+        run_job(heavy, ControllerState(), [text], 100, 1, 0.0, 0, 30.0)
+    assert err.value.code == "job_too_expensive" and "13 qubits" in err.value.message
