@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy domain commands projections twin
+	$(BIN)/mypy domain commands projections twin calibration
 
 test: lint
 	$(BIN)/pytest

@@ -74,6 +74,16 @@ class DensityMatrix:
 
 
 def gate_superop(op, noise: NoiseModel) -> np.ndarray:
+    """The op's superoperator, built once per NoiseModel (a long sequence repeats a few
+    gates thousands of times: building each anew cost more than applying it)."""
+    key = (op.name, op.qubits, op.angle, op.duration_ns)
+    cached = noise.superops.get(key)
+    if cached is None:
+        cached = noise.superops[key] = _gate_superop(op, noise)
+    return cached
+
+
+def _gate_superop(op, noise: NoiseModel) -> np.ndarray:
     s = unitary_superop(unitary(op.name, op.angle))
     g = noise.gate(op)
     if g is not None:

@@ -30,6 +30,7 @@ class NoiseModel:
         self.noise = noise
         self.temperature_mk = noise.temperature_mk if temperature_mk is None else temperature_mk
         self._gates: dict[tuple[str, tuple[int, ...], float], GateNoise | None] = {}
+        self.superops: dict[tuple, np.ndarray] = {}  # twin/density.py's, per op
 
     def gate(self, op: Op) -> GateNoise | None:
         key = (op.name, op.qubits, op.duration_ns)
