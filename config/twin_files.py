@@ -70,6 +70,8 @@ class _Qubit(_Strict):
     gate_error: float = Field(ge=0, le=0.5)
     gate_time_ns: float = Field(ge=0)
     frequency_ghz: float = Field(5.0, gt=0)
+    detuning_mhz: float = Field(0.0, ge=-50, le=50)
+    amplitude_error: float = Field(0.0, ge=-0.5, le=0.5)
 
 
 class _Edge(_Strict):

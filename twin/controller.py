@@ -19,7 +19,17 @@ COMMAND_FIELDS: dict[str, frozenset[str]] = {
     "inject_noise_override": frozenset(
         {"gate_error_multiplier", "readout_error_multiplier", "exec_time_scale"}
     ),
-    "set_qubit_noise": frozenset({"qubit", "t1_us", "t2_us", "readout_error", "gate_error"}),
+    "set_qubit_noise": frozenset(
+        {
+            "qubit",
+            "t1_us",
+            "t2_us",
+            "readout_error",
+            "gate_error",
+            "detuning_mhz",
+            "amplitude_error",
+        }
+    ),  # fmt: skip
     "reset_qubit_noise": frozenset({"qubit"}),
     "set_scenario": frozenset({"scenario_name"}),
     "policy_update": frozenset(
@@ -35,6 +45,8 @@ COMMAND_FIELDS: dict[str, frozenset[str]] = {
 }
 QUBIT_FIELDS = ("t1_us", "t2_us", "readout_error", "gate_error")
 REVERT = -1  # set_qubit_noise: this field goes back to its config value
+# Signed values (a detuning of -1 MHz is real): no REVERT; reset_qubit_noise clears them.
+COHERENT_FIELDS = {"detuning_mhz": 50.0, "amplitude_error": 0.5}  # field -> largest |value|
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,10 @@ def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) 
             or not math.isfinite(value)
         ):
             raise TwinError("invalid_payload", f"{key} must be a finite number")
+        if command_type == "set_qubit_noise" and key in COHERENT_FIELDS:
+            if abs(value) > COHERENT_FIELDS[key]:
+                raise TwinError("invalid_payload", f"{key} must lie in ±{COHERENT_FIELDS[key]:g}")
+            continue
         if command_type == "set_qubit_noise":
             if value == REVERT:
                 continue
@@ -167,6 +183,9 @@ def apply_command(state: ControllerState, command_type: str, payload: dict[str, 
                     mine.pop(key, None)
                 else:
                     mine[key] = float(payload[key])
+        for key in COHERENT_FIELDS:
+            if key in payload:
+                mine[key] = float(payload[key])
         return replace(state, qubit_overrides={q: v for q, v in overrides.items() if v})
     if command_type == "reset_qubit_noise":
         if payload.get("qubit") is None:
@@ -260,6 +279,8 @@ def effective_noise(backend: Backend, state: ControllerState, t: float = 0.0) ->
                 gate_error=over.get("gate_error", min(0.5, base.gate_error * sg * g * drift[q])),
                 gate_time_ns=base.gate_time_ns * ts,
                 frequency_ghz=base.frequency_ghz,
+                detuning_mhz=over.get("detuning_mhz", base.detuning_mhz),
+                amplitude_error=over.get("amplitude_error", base.amplitude_error),
             )
         )
     edges = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from twin.circuits import Program
-from twin.gates import depolarizing_superop, relaxation_superop, unitary, unitary_superop
+from twin.gates import depolarizing_superop, relaxation_superop, unitary_superop
 from twin.noise import NoiseModel
 from twin.sampling import measured_qubits, sample_counts
 
@@ -84,7 +84,7 @@ def gate_superop(op, noise: NoiseModel) -> np.ndarray:
 
 
 def _gate_superop(op, noise: NoiseModel) -> np.ndarray:
-    s = unitary_superop(unitary(op.name, op.angle))
+    s = unitary_superop(noise.unitary(op))
     g = noise.gate(op)
     if g is not None:
         if g.depolarizing > 0:

@@ -15,6 +15,11 @@ class QubitNoise:
     gate_error: float  # average gate infidelity of sx / x / id
     gate_time_ns: float
     frequency_ghz: float = 5.0
+    # Coherent errors a calibration finds and corrects: the qubit's frequency minus its
+    # drive's (a Z turn of 2π·detuning·t over every timed operation), and the relative
+    # over-rotation of its sx and x pulses.
+    detuning_mhz: float = 0.0
+    amplitude_error: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def run(
     limits: SchedulerLimits,
     engine: str | None = None,
 ) -> tuple[dict[str, int], Run]:
-    parts = plan(program, shots, limits, engine)
+    parts = plan(program, shots, limits, engine, noise.coherent_qubits)
     notes = [note for p in parts if (note := p.approximation)]
     ran = Run(
         _label(parts),

@@ -21,6 +21,14 @@ def rz(angle: float) -> np.ndarray:
     return np.diag([np.exp(-0.5j * angle), np.exp(0.5j * angle)])
 
 
+def rx(angle: float) -> np.ndarray:
+    c, s = math.cos(angle / 2), math.sin(angle / 2)
+    return np.array([[c, -1j * s], [-1j * s, c]])
+
+
+PULSE_ANGLES = {"sx": math.pi / 2, "x": math.pi}  # the drive's rotations about X
+
+
 def unitary(name: str, angle: float = 0.0) -> np.ndarray:
     if name == "rz":
         return rz(angle)

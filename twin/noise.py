@@ -15,6 +15,7 @@ from twin.channels import (
 )
 from twin.circuits import Op
 from twin.controller import EffectiveNoise
+from twin.gates import PULSE_ANGLES, rx, rz, unitary
 
 NOISELESS = frozenset({"rz"})  # virtual Z: a frame change, no duration, no error
 
@@ -31,6 +32,43 @@ class NoiseModel:
         self.temperature_mk = noise.temperature_mk if temperature_mk is None else temperature_mk
         self._gates: dict[tuple[str, tuple[int, ...], float], GateNoise | None] = {}
         self.superops: dict[tuple, np.ndarray] = {}  # twin/density.py's, per op
+        self._unitaries: dict[tuple, np.ndarray] = {}
+        # Qubits with a coherent error: their gates are no longer Clifford (stim can't).
+        self.coherent_qubits = frozenset(
+            i for i, q in enumerate(noise.qubits) if q.detuning_mhz or q.amplitude_error
+        )
+
+    def unitary(self, op: Op) -> np.ndarray:
+        """The op's unitary as the qubit really does it: a pulse over- or under-rotated
+        by the qubit's amplitude error, then, over the op's duration, the Z turn of its
+        detuning (2π·MHz·µs). Without coherent errors: the ideal gate."""
+        key = (op.name, op.qubits, op.angle, op.duration_ns)
+        if key not in self._unitaries:
+            self._unitaries[key] = self._unitary(op)
+        return self._unitaries[key]
+
+    def _unitary(self, op: Op) -> np.ndarray:
+        qubits = [self.noise.qubits[i] for i in op.qubits]
+        if op.name in PULSE_ANGLES and qubits[0].amplitude_error:
+            u = rx(PULSE_ANGLES[op.name] * (1 + qubits[0].amplitude_error))
+        else:
+            u = unitary(op.name, op.angle)
+        duration = self._duration(op)
+        if duration <= 0 or not any(q.detuning_mhz for q in qubits):
+            return u
+        turns = [rz(2 * np.pi * q.detuning_mhz * duration * 1e-3) for q in qubits]
+        z = turns[0] if len(turns) == 1 else np.kron(turns[0], turns[1])
+        return z @ u
+
+    def _duration(self, op: Op) -> float:
+        if op.name in NOISELESS:
+            return 0.0
+        if op.name == "delay":
+            return op.duration_ns
+        if len(op.qubits) == 1:
+            return self.noise.qubits[op.qubits[0]].gate_time_ns
+        edge = self.noise.edges.get(frozenset(op.qubits))
+        return edge.gate_time_ns if edge else 0.0
 
     def gate(self, op: Op) -> GateNoise | None:
         key = (op.name, op.qubits, op.duration_ns)
@@ -101,6 +139,8 @@ def describe(noise: EffectiveNoise, temperature_mk: float | None = None) -> dict
             "gate_error_configured": q.gate_error,
             "gate_error": applied_error(q.gate_error, sx.relaxations if sx else ()),
             "gate_time_ns": q.gate_time_ns,
+            "detuning_mhz": q.detuning_mhz,
+            "amplitude_error": q.amplitude_error,
         })  # fmt: skip
     edges = []
     for edge, e in sorted(noise.edges.items(), key=lambda kv: sorted(kv[0])):

@@ -126,19 +126,28 @@ def choose(
     )
 
 
-def engine_for_part(part: Program, shots: int, limits: SchedulerLimits) -> Part:
+def engine_for_part(
+    part: Program, shots: int, limits: SchedulerLimits, coherent: frozenset[int] = frozenset()
+) -> Part:
     width = len(part.active_qubits)
-    engine, trajectories = choose(width, len(part.ops), part.is_clifford, shots, limits)
+    clifford = part.is_clifford and not coherent.intersection(part.active_qubits)
+    engine, trajectories = choose(width, len(part.ops), clifford, shots, limits)
     return Part(part, engine, shots, trajectories)
 
 
 def plan(
-    program: Program, shots: int, limits: SchedulerLimits, engine: str | None = None
+    program: Program,
+    shots: int,
+    limits: SchedulerLimits,
+    engine: str | None = None,
+    coherent: frozenset[int] = frozenset(),
 ) -> list[Part]:
-    """The parts of the circuit and the engine of each (`engine` forces one: tests)."""
+    """The parts of the circuit and the engine of each (`engine` forces one: tests).
+    A part on a qubit with a coherent error (`coherent`) is not Clifford: stim can't
+    turn a pulse by π/2·(1+ε)."""
     parts = split(light_cone(program))
     if engine is not None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}")
         return [Part(p, engine, shots, shots if engine == "trajectories" else 0) for p in parts]
-    return [engine_for_part(p, shots, limits) for p in parts]
+    return [engine_for_part(p, shots, limits, coherent) for p in parts]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from twin.circuits import Program
-from twin.gates import relaxation_kraus, unitary
+from twin.gates import relaxation_kraus
 from twin.noise import NoiseModel
 from twin.sampling import measured_qubits
 
@@ -88,7 +88,7 @@ def sample(
         psi = np.zeros((t,) + (2,) * m, dtype=complex)
         psi[(slice(None),) + (0,) * m] = 1
         for op in program.ops:
-            psi = _apply(psi, unitary(op.name, op.angle), [local[q] + 1 for q in op.qubits])
+            psi = _apply(psi, noise.unitary(op), [local[q] + 1 for q in op.qubits])
             psi = _noise(psi, op, noise, local, rng)
         probs = np.abs(psi) ** 2
         keep = [local[q] + 1 for q in measured]

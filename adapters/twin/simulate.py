@@ -62,7 +62,8 @@ def run_job(
     rng = np.random.default_rng(seed)
     programs = [compiled(circuit, backend.device, optimization_level) for circuit in circuits]
     if budget_seconds is not None:
-        planned = [plan(program, shots, backend.limits) for program in programs]
+        coherent = noise.coherent_qubits
+        planned = [plan(program, shots, backend.limits, None, coherent) for program in programs]
         seconds = sum(planned_seconds(parts, shots) for parts in planned)
         if seconds > budget_seconds:
             widest = max((len(p.program.active_qubits) for ps in planned for p in ps), default=0)

@@ -13,17 +13,17 @@ from config.twin_files import load_backends, read_dir
 from twin import engine
 from twin.circuit_input import read_circuit
 from twin.circuits import compile_for
-from twin.controller import ControllerState, effective_noise
+from twin.controller import ControllerState, apply_command, effective_noise
 from twin.noise import NoiseModel, describe
 
 BACKEND = load_backends(read_dir())["ibm_jakarta_like"]
 QUBITS = [0, 3, 6]
 
 
-def run_task(name: str, qubits: list[int], **given):
+def run_task(name: str, qubits: list[int], state: ControllerState | None = None, **given):
     task = TASKS[name]
     params = task.run_params(given)
-    eff = effective_noise(BACKEND, ControllerState(), 0.0)
+    eff = effective_noise(BACKEND, state or ControllerState(), 0.0)
     noise, rng = NoiseModel(eff), np.random.default_rng(17)
     sweep = task.sweep(BACKEND.device.num_qubits, qubits, params)
     p1 = np.zeros((len(qubits), len(sweep.circuits)))
@@ -87,3 +87,29 @@ def test_rb_finds_the_error_the_twin_applies_per_pulse():
         implied = truth[o.qubit]["gate_error"]  # applied: relaxation over the pulse included
         measured = 1 - o.values["x90_gate_fidelity"]
         assert abs(measured - implied) <= max(0.2 * implied, 4 * o.errors["x90_gate_fidelity"])
+
+
+def with_coherent_errors(**per_qubit: dict) -> ControllerState:
+    state = ControllerState()
+    for qubit, fields in per_qubit.items():
+        state = apply_command(state, "set_qubit_noise", {"qubit": int(qubit[1:]), **fields})
+    return state
+
+
+def test_rabi_finds_an_amplitude_error_the_controller_set():
+    """Over-rotations of +1.2 % and -0.7 %: π amplitude 1/(1+ε) within 3σ and 0.002."""
+    state = with_coherent_errors(q0={"amplitude_error": 0.012}, q3={"amplitude_error": -0.007})
+    outcomes, truth = run_task("CheckRabi", [0, 3, 6], state)
+    for o in outcomes:
+        expected = 1 / (1 + truth[o.qubit]["amplitude_error"])
+        assert o.ok, o.reason
+        assert_within(o, "pi_amplitude", expected, sigmas=3)
+        assert abs(o.values["pi_amplitude"] - expected) <= 0.002
+
+
+def test_ramsey_finds_a_detuning_the_controller_set():
+    state = with_coherent_errors(q0={"detuning_mhz": 0.02}, q3={"detuning_mhz": -0.015})
+    outcomes, truth = run_task("CheckRamsey", [0, 3, 6], state)
+    for o in outcomes:
+        assert o.ok, o.reason
+        assert_within(o, "detuning", truth[o.qubit]["detuning_mhz"], sigmas=3)

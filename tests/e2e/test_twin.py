@@ -102,6 +102,12 @@ def test_the_backend_shows_the_noise_it_runs_and_a_command_is_seen_at_once(
     assert all(q["gate_error_configured"] == 0 for q in seen["qubits"])
     assert all(e["gate_error_configured"] == 0 for e in seen["edges"])
     assert 0 < seen["qubits"][0]["gate_error"] < q0["gate_error"]  # relaxation remains
+    coherent = {"command_type": "set_qubit_noise",
+                "payload": {"qubit": 2, "detuning_mhz": -0.25, "amplitude_error": 0.01}}  # fmt: skip
+    assert twin.post("/controller/line_5/commands", json=coherent).status_code == 200
+    q2 = twin.get("/telemetry/qubits", params={"backend_id": "line_5"}).json()["qubits"][2]
+    assert (q2["detuning_mhz"], q2["amplitude_error"]) == (-0.25, 0.01)
+    assert sorted(q2["overridden"]) == ["amplitude_error", "detuning_mhz"]
     reset = twin.post("/controller/line_5/commands", json={"command_type": "reset"})
     assert reset.status_code == 200
     back = twin.get("/backends/line_5").json()["noise"]["qubits"][0]
