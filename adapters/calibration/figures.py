@@ -1,0 +1,79 @@
+"""A task result's figure: the measured points with their errors, the fitted curve, and
+the fitted values, as a PNG for the figure store.
+
+matplotlib's object API (Figure and its Agg canvas), not pyplot: pyplot keeps global
+state, and figures are rendered from several threads of the server.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from calibration.tasks import Outcome, Task
+
+DATA = "#1f4e79"
+FIT = "#d1495b"
+
+
+def _value_line(task: Task, outcome: Outcome) -> str:
+    units = {o.name: o.unit for o in task.outputs}
+    parts = []
+    for name, value in outcome.values.items():
+        error = outcome.errors.get(name, float("nan"))
+        unit = f" {units.get(name, '')}".rstrip()
+        parts.append(f"{name} = {value:.4g} ± {error:.2g}{unit}")
+    return ",  ".join(parts)
+
+
+def render(task: Task, outcome: Outcome, x_label: str, *, chip: str = "", dpi: int = 110) -> bytes:
+    """PNG bytes of one qubit's result of one task."""
+    fig = Figure(figsize=(6.4, 4.0), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if task.name == "ReadoutFidelity" and outcome.ok:
+        _assignment_matrix(ax, outcome)
+    else:
+        _curve(ax, task, outcome, x_label)
+    where = f"{chip} Q{outcome.qubit}" if chip else f"Q{outcome.qubit}"
+    ax.set_title(f"{task.name} · {where}", fontsize=11, loc="left")
+    verdict = _value_line(task, outcome) if outcome.ok else f"failed: {outcome.reason}"
+    fig.suptitle(verdict, fontsize=9, color="#333333" if outcome.ok else FIT, x=0.02, ha="left")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _assignment_matrix(ax, outcome: Outcome) -> None:
+    """P(read | prepared), the four numbers a readout calibration is about."""
+    p10, p01 = outcome.values["p10"], outcome.values["p01"]
+    matrix = np.array([[1 - p10, p01], [p10, 1 - p01]])
+    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), value in np.ndenumerate(matrix):
+        ax.text(col, row, f"{value:.4f}", ha="center", va="center",
+                color="white" if value > 0.5 else "#1f1f1f", fontsize=12)  # fmt: skip
+    ax.set_xticks([0, 1], ["prepared 0", "prepared 1"])
+    ax.set_yticks([0, 1], ["read 0", "read 1"])
+
+
+def _curve(ax, task: Task, outcome: Outcome, x_label: str) -> None:
+    x, y, err = (np.asarray(v, dtype=float) for v in (outcome.x, outcome.y, outcome.y_err))
+    ax.errorbar(x, y, yerr=err, fmt="o", ms=3.5, color=DATA, ecolor=DATA, elinewidth=0.8,
+                capsize=0, label="measured")  # fmt: skip
+    if outcome.fit is not None and outcome.fit.ok and outcome.fit.curve is not None and len(x) > 1:
+        if np.all(x > 0) and x.max() / x.min() > 50:  # a log-spaced sweep: draw it so
+            dense = np.geomspace(x.min(), x.max(), 400)
+            ax.set_xscale("log")
+        elif np.allclose(x, np.round(x)) and np.allclose(np.diff(x), 1):
+            dense = x  # counted pulses: the model means nothing between whole numbers
+        else:
+            dense = np.linspace(x.min(), x.max(), 800)
+        ax.plot(dense, outcome.fit.curve(dense), color=FIT, lw=1.4,
+                label=f"fit ({outcome.fit.model}, R² {outcome.fit.r_squared:.3f})")  # fmt: skip
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("survival difference" if task.name == "RandomizedBenchmarking" else "P(1)")
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=8, frameon=True, framealpha=0.85, loc="best")
