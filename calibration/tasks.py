@@ -209,11 +209,11 @@ class CheckT2Echo(Task):
     description = "Hahn echo: sx, t/2, x, t/2, sx, measure. The echo undoes slow detuning; P(1) decays to 1/2 with T2echo."
     inputs = ("t2_echo",)
     outputs = (Output("t2_echo", "us", "Hahn-echo coherence time"),)
-    defaults = {"shots": 2000, "points": 24, "t2_guess_us": 50.0}
+    defaults = {"shots": 2000, "points": 30, "t2_guess_us": 50.0}
 
     def sweep(self, num_qubits, qubits, params) -> Sweep:
         guess = float(params["t2_guess_us"])
-        times = np.linspace(0.05 * guess, 3 * guess, int(params["points"]))
+        times = np.geomspace(0.02 * guess, 4 * guess, int(params["points"]))
         circuits = []
         for t in map(float, times):
             half = f"delay({t / 2!r}us) q[{{q}}];"
