@@ -110,6 +110,20 @@ def token_service(settings: Settings) -> TokenService:
     )
 
 
+def decide_as_system(command, store: EventStore, passwords: Passwords, correlation_id: str):
+    """One command decided in this process with qledger's own identity (no bus): the
+    first admin at the first start, an operator's password reset from the CLI."""
+    ctx = CommandContext(
+        project_id="",
+        actor="",
+        command_id=uuid.uuid4(),
+        correlation_id=correlation_id,
+        received_at=datetime.now(UTC),
+    )
+    [reply] = process_batch([Submission(command, ctx, credential=SYSTEM)], store, passwords)
+    return reply
+
+
 def ensure_first_admin(settings: Settings, store: EventStore, passwords: Passwords) -> None:
     """On first start: the first admin, who owns the `default` project (where events
     recorded before accounts existed live). A generated password is printed once."""
@@ -122,14 +136,7 @@ def ensure_first_admin(settings: Settings, store: EventStore, passwords: Passwor
         else settings.admin_password.get_secret_value()
     )
     command = BootstrapSystem(admin_username=settings.admin_username, admin_password=password)  # type: ignore[arg-type]
-    ctx = CommandContext(
-        project_id="",
-        actor="",
-        command_id=uuid.uuid4(),
-        correlation_id="bootstrap",
-        received_at=datetime.now(UTC),
-    )
-    [reply] = process_batch([Submission(command, ctx, credential=SYSTEM)], store, passwords)
+    reply = decide_as_system(command, store, passwords, "bootstrap")
     if isinstance(reply, Rejected):
         if reply.code == "already_bootstrapped":  # another command node was first
             return

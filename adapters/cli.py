@@ -163,16 +163,12 @@ def _cmd_reset_password(args: argparse.Namespace, settings: Settings) -> None:
     """A lost admin password, recovered on the server itself: whoever can run this can
     read the store anyway. The change is a command like any other, so it is an event."""
     import getpass
-    import uuid
-    from datetime import UTC
 
+    from adapters.bootstrap import decide_as_system
     from adapters.eventstore import EventStore, store_location
     from adapters.security.passwords import Passwords
     from commands.identity import ResetPassword
     from commands.models import Rejected
-    from commands.processor import Submission, process_batch
-    from domain.access import SYSTEM
-    from domain.events import CommandContext
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -184,16 +180,9 @@ def _cmd_reset_password(args: argparse.Namespace, settings: Settings) -> None:
         command = ResetPassword(username=args.username, new_password=password)  # type: ignore[arg-type]
     except ValueError as err:
         raise SystemExit(f"refused: {err}") from None
-    ctx = CommandContext(
-        project_id="",
-        actor="",
-        command_id=uuid.uuid4(),
-        correlation_id="cli:reset-password",
-        received_at=datetime.now(UTC),
-    )
     store = EventStore(store_location(settings.eventstore_url, settings.data_dir))
     try:
-        [reply] = process_batch([Submission(command, ctx, credential=SYSTEM)], store, Passwords())
+        reply = decide_as_system(command, store, Passwords(), "cli:reset-password")
     finally:
         store.close()
     if isinstance(reply, Rejected):

@@ -106,6 +106,14 @@ class Task:
             )
         return {**self.defaults, **(given or {})}
 
+    def _decay_time(self, qubit: int, x, p1, shots: int, output: str) -> Outcome:
+        """`output` is the time constant of an exponential decay (T1, T2echo)."""
+        err = binomial_sigma(p1, shots)
+        fit = exponential_decay(x, p1, err)
+        values = {output: fit.values.get("tau", float("nan"))}
+        errors = {output: fit.errors.get("tau", float("nan"))}
+        return self._gate(qubit, fit, x, p1, err, values, errors)
+
     def _gate(self, qubit: int, fit: Fit, x, y, err, values, errors) -> Outcome:
         """The verdict: a fit that converged, explains the data (R²) and gives finite
         values with errors smaller than the values themselves."""
@@ -149,11 +157,7 @@ class CheckT1(Task):
         return Sweep(list(map(float, delays)), circuits, "delay (µs)")
 
     def analyze(self, qubit, x, p1, shots, params) -> Outcome:
-        err = binomial_sigma(p1, shots)
-        fit = exponential_decay(x, p1, err)
-        values = {"t1": fit.values.get("tau", float("nan"))}
-        errors = {"t1": fit.errors.get("tau", float("nan"))}
-        return self._gate(qubit, fit, x, p1, err, values, errors)
+        return self._decay_time(qubit, x, p1, shots, "t1")
 
 
 class CheckRamsey(Task):
@@ -225,11 +229,7 @@ class CheckT2Echo(Task):
         return Sweep(list(map(float, times)), circuits, "total delay (µs)")
 
     def analyze(self, qubit, x, p1, shots, params) -> Outcome:
-        err = binomial_sigma(p1, shots)
-        fit = exponential_decay(x, p1, err)
-        values = {"t2_echo": fit.values.get("tau", float("nan"))}
-        errors = {"t2_echo": fit.errors.get("tau", float("nan"))}
-        return self._gate(qubit, fit, x, p1, err, values, errors)
+        return self._decay_time(qubit, x, p1, shots, "t2_echo")
 
 
 class CheckRabi(Task):

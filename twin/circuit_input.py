@@ -26,6 +26,7 @@ from qiskit.circuit.library import get_standard_gate_name_mapping
 
 from twin.circuits import delay_ns
 from twin.errors import TwinError
+from twin.groups import QubitGroups
 
 
 @dataclass(frozen=True)
@@ -352,14 +353,7 @@ def size_of(qc: QuantumCircuit, limits: CircuitLimits = DEFAULT_LIMITS) -> Circu
     gates = two = 0
     clifford = True
     touched: set[int] = set()
-    group: dict[int, int] = {}  # union-find over qubits: parts that never interact
-
-    def root(q: int) -> int:
-        group.setdefault(q, q)
-        while group[q] != q:
-            group[q] = group[group[q]]
-            q = group[q]
-        return q
+    groups = QubitGroups()  # parts that never interact
 
     for inst in qc.data:
         g, t, c = expand(inst.operation)
@@ -372,18 +366,14 @@ def size_of(qc: QuantumCircuit, limits: CircuitLimits = DEFAULT_LIMITS) -> Circu
         if inst.operation.name != "barrier":
             indices = [qc.find_bit(q).index for q in inst.qubits]
             touched.update(indices)
-            for q in indices[1:]:
-                group[root(q)] = root(indices[0])
-    sizes: dict[int, int] = {}
-    for q in touched:
-        sizes[root(q)] = sizes.get(root(q), 0) + 1
+            groups.join(indices)
     return CircuitSize(
         num_qubits=qc.num_qubits,
         width=len(touched),
         gates=gates,
         two_qubit_gates=two,
         clifford=clifford,
-        largest_group=max(sizes.values(), default=0),
+        largest_group=max(groups.sizes().values(), default=0),
     )
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from twin.circuits import Op, Program
 from twin.device import SchedulerLimits
 from twin.errors import TwinError
+from twin.groups import QubitGroups
 from twin.sampling import measured_qubits
 
 # Amplitude updates (2^width per op and trajectory) a part may cost: 3-9 s at the 30-90
@@ -73,27 +74,15 @@ def light_cone(program: Program) -> Program:
 def split(program: Program) -> list[Program]:
     """The program as independent groups of qubits (joined by multi-qubit gates), each
     with its own operations and measurements, ordered by first measured qubit."""
-    parent: dict[int, int] = {}
-
-    def root(q: int) -> int:
-        parent.setdefault(q, q)
-        while parent[q] != q:
-            parent[q] = parent[parent[q]]
-            q = parent[q]
-        return q
-
+    groups = QubitGroups()
     for op in program.ops:
-        first = root(op.qubits[0])
-        for q in op.qubits[1:]:
-            parent[root(q)] = first
-    for q, _ in program.measures:
-        root(q)
-    groups: dict[int, list[int]] = {}
+        groups.join(op.qubits)
+    by_root: dict[int, list[int]] = {}
     for q in measured_qubits(program):
-        groups.setdefault(root(q), []).append(q)
+        by_root.setdefault(groups.root(q), []).append(q)
     parts = []
-    for members in groups.values():
-        inside = {q for q in parent if root(q) == root(members[0])}
+    for measured in by_root.values():
+        inside = groups.members(measured[0])
         ops = tuple(op for op in program.ops if op.qubits[0] in inside)
         measures = tuple((q, c) for q, c in program.measures if q in inside)
         parts.append(Program(ops, measures, program.num_clbits))

@@ -23,7 +23,9 @@ def synthetic(name: str):
         "CheckT2Echo": 0.5 - 0.45 * np.exp(-x / 60),
         "CheckRabi": 0.5 - 0.48 * np.cos(x * np.pi / 2 * 1.01),
         "ReadoutFidelity": np.array([0.02, 0.96]),
-        "RandomizedBenchmarking": np.where(x > 0, 0.03, 0.97) + np.sign(x) * 0.0,
+        # +m ends in |0> (reads 1 rarely), -m in |1>; survival decays with m
+        "RandomizedBenchmarking": np.where(x > 0, 0.03, 0.97)
+        + np.sign(x) * 0.45 * (1 - 0.999 ** np.abs(x)),
     }[name]
     return task, sweep, task.analyze(0, x, p1, params["shots"], params)
 
