@@ -27,6 +27,7 @@ import duckdb
 import nats
 import uvicorn
 
+from adapters.calibration.runner import CalibrationRunner
 from adapters.commandbus import COMMITTED_SUBJECT, CommandWriter, command_broker
 from adapters.eventstore import EventStore, store_location
 from adapters.figures import FigureStore
@@ -246,7 +247,7 @@ async def run_roles(
     js = nc.jetstream()
     tasks: list[asyncio.Task] = []
     relay = Relay(store, nc) if "relay" in roles else None
-    writer = broker = read = server = twin_runner = checker = None
+    writer = broker = read = server = twin_runner = calibration_runner = checker = None
     warm: asyncio.Task | None = None
     if relay is not None:
         await relay.listen_for_commits()
@@ -261,6 +262,13 @@ async def run_roles(
                 for s in batch
             ):
                 twin_runner.notify()
+            # Runs are dispatched, and their jobs end, by calibration and twin commands.
+            if calibration_runner is not None and any(
+                s.command.SUBJECT.startswith(("calibration.", "twin.complete", "twin.fail",
+                                              "twin.cancel", "twin.write_config"))
+                for s in batch
+            ):  # fmt: skip
+                calibration_runner.notify()
             await nc.publish(COMMITTED_SUBJECT, b"")
 
         passwords = Passwords()
@@ -269,12 +277,13 @@ async def run_roles(
         await checker.start()
         await asyncio.to_thread(ensure_first_admin, settings, store, passwords)
         await committed()  # wakes a relay that started before the first admin was saved
+        figures = FigureStore(js)
         writer = CommandWriter(
             store,
             batch_max=settings.command_batch_max,
             on_commit=committed,
             passwords=passwords,
-            figures=FigureStore(js),
+            figures=figures,
             twin=catalog,
             qec=QecEngine(catalog),
         )
@@ -285,6 +294,7 @@ async def run_roles(
             time_limit=settings.twin_job_time_limit_seconds,
             memory_bytes=settings.twin_worker_memory_mb * 2**20,
         )
+        calibration_runner = CalibrationRunner(store, writer, figures, catalog)
         broker = command_broker(nats_url, writer, token_service(settings), checker)
         qec_bus = QecBus(nc, writer, token_service(settings))
         writer.on_replies = qec_bus.published
@@ -319,6 +329,10 @@ async def run_roles(
             tasks.append(asyncio.create_task(writer.run(), name="command-writer"))
             if twin_runner is not None:
                 tasks.append(asyncio.create_task(twin_runner.run(), name="twin-runner"))
+            if calibration_runner is not None:
+                tasks.append(
+                    asyncio.create_task(calibration_runner.run(), name="calibration-runner")
+                )
         if relay is not None:
             tasks.append(asyncio.create_task(relay.run(), name="relay"))
         if server is not None:

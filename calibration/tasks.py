@@ -27,8 +27,11 @@ from calibration.fits import (
     rb_decay,
     rotation_train,
 )
+from calibration.params import Param, resolve, shots
 
 HEAD = 'OPENQASM 2.0; include "qelib1.inc";'
+# Outputs that are durations: a value whose error is as large as itself says nothing.
+TIME_CONSTANTS = frozenset({"t1", "t2_star", "t2_echo"})
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Task:
     description: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]] = ()  # parameters it reads (their current versions)
     outputs: ClassVar[tuple[Output, ...]]
-    defaults: ClassVar[dict[str, Any]] = {"shots": 2000}
+    parameters: ClassVar[dict[str, Param]] = {"shots": shots(2000)}
     min_r_squared: ClassVar[float] = 0.8
     max_qubits_per_circuit: ClassVar[int] = 1024
     max_reduced_chi2: ClassVar[float] = math.inf
@@ -98,13 +101,13 @@ class Task:
         raise NotImplementedError
 
     def run_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
-        unknown = set(given or {}) - set(self.defaults)
-        if unknown:
-            raise ValueError(
-                f"{self.name} takes no run parameter {sorted(unknown)};"
-                f" it takes {sorted(self.defaults)}"
-            )
-        return {**self.defaults, **(given or {})}
+        """The run parameters with `given` applied; RunParameterError if one is unknown
+        or out of its bounds."""
+        return resolve(self.name, self.parameters, given)
+
+    def circuit_count(self, params: dict[str, Any]) -> int:
+        """Circuits per qubit group, known before any is built (to budget a run)."""
+        return int(params["points"])
 
     def _decay_time(self, qubit: int, x, p1, shots: int, output: str) -> Outcome:
         """`output` is the time constant of an exponential decay (T1, T2echo)."""
@@ -135,6 +138,13 @@ class Task:
             return Outcome(
                 qubit, {}, {}, False, f"no finite value for {bad}", fit, **data, quality=quality
             )
+        vague = [k for k in values if k in TIME_CONSTANTS and not errors[k] < values[k]]
+        if vague:
+            reason = (
+                f"{vague[0]} = {values[vague[0]]:.3g} ± {errors[vague[0]]:.2g}: the error is as"
+                " large as the value (the sweep does not cover the decay: set the guess near it)"
+            )
+            return Outcome(qubit, {}, {}, False, reason, fit, **data, quality=quality)
         return Outcome(qubit, values, errors, True, "", fit, **data, quality=quality)
 
 
@@ -143,7 +153,11 @@ class CheckT1(Task):
     description = "Energy relaxation: X, a delay, measure. P(1) decays as e^(-t/T1)."
     inputs = ("t1",)
     outputs = (Output("t1", "us", "energy relaxation time"),)
-    defaults = {"shots": 2000, "points": 24, "t1_guess_us": 100.0}
+    parameters = {
+        "shots": shots(2000),
+        "points": Param(24, 5, 200, "int", description="delays, log-spaced"),
+        "t1_guess_us": Param(100.0, 0.1, 10_000, description="delays span 0.02-5 x this"),
+    }
 
     def sweep(self, num_qubits, qubits, params) -> Sweep:
         guess = float(params["t1_guess_us"])
@@ -171,7 +185,14 @@ class CheckRamsey(Task):
         Output("t2_star", "us", "Ramsey dephasing time"),
         Output("detuning", "MHz", "qubit frequency minus drive frequency"),
     )
-    defaults = {"shots": 2000, "points": 41, "t2_guess_us": 50.0, "artificial_detuning_mhz": None}
+    parameters = {
+        "shots": shots(2000),
+        "points": Param(41, 5, 200, "int", description="delays, evenly spaced"),
+        "t2_guess_us": Param(50.0, 0.1, 10_000, description="delays span 0-2.5 x this"),
+        "artificial_detuning_mhz": Param(
+            None, 0.001, 100, optional=True, description="default: five fringes over the span"
+        ),
+    }
 
     def sweep(self, num_qubits, qubits, params) -> Sweep:
         span = 2.5 * float(params["t2_guess_us"])
@@ -213,7 +234,11 @@ class CheckT2Echo(Task):
     description = "Hahn echo: sx, t/2, x, t/2, sx, measure. The echo undoes slow detuning; P(1) decays to 1/2 with T2echo."
     inputs = ("t2_echo",)
     outputs = (Output("t2_echo", "us", "Hahn-echo coherence time"),)
-    defaults = {"shots": 2000, "points": 30, "t2_guess_us": 50.0}
+    parameters = {
+        "shots": shots(2000),
+        "points": Param(30, 5, 200, "int", description="total delays, log-spaced"),
+        "t2_guess_us": Param(50.0, 0.1, 10_000, description="delays span 0.02-4 x this"),
+    }
 
     def sweep(self, num_qubits, qubits, params) -> Sweep:
         guess = float(params["t2_guess_us"])
@@ -241,7 +266,13 @@ class CheckRabi(Task):
     )
     inputs = ("pi_amplitude",)
     outputs = (Output("pi_amplitude", "", "drive amplitude of a π pulse, relative to the current"),)
-    defaults = {"shots": 2000, "max_pulses": 60}
+    parameters = {
+        "shots": shots(2000),
+        "max_pulses": Param(60, 4, 400, "int", description="pulse trains of 0..max sx"),
+    }
+
+    def circuit_count(self, params) -> int:
+        return int(params["max_pulses"]) + 1
 
     def sweep(self, num_qubits, qubits, params) -> Sweep:
         counts = list(range(0, int(params["max_pulses"]) + 1))
@@ -267,8 +298,11 @@ class ReadoutFidelity(Task):
         Output("p10", "", "P(read 1 | prepared 0)"),
         Output("p01", "", "P(read 0 | prepared 1)"),
     )
-    defaults = {"shots": 10000}
+    parameters = {"shots": shots(10000)}
     min_r_squared = 0.0  # no curve to fit: the binomial errors are the quality
+
+    def circuit_count(self, params) -> int:
+        return 2
 
     def sweep(self, num_qubits, qubits, params) -> Sweep:
         zero = circuit(num_qubits, qubits, {})
@@ -299,7 +333,19 @@ class RandomizedBenchmarking(Task):
         Output("x90_gate_fidelity", "", "1 - error per sx pulse"),
         Output("error_per_clifford", "", "(1 - p) / 2"),
     )
-    defaults = {"shots": 1000, "lengths": [1, 16, 64, 128, 256], "sequences": 8, "seed": 0}
+    parameters = {
+        "shots": shots(1000),
+        "lengths": Param(
+            [1, 16, 64, 128, 256],
+            1,
+            300,  # 6 qubits x 300 Cliffords stays within the twin's 64 KiB of QASM
+            "int_list",
+            max_items=16,
+            description="Clifford sequence lengths",
+        ),
+        "sequences": Param(8, 1, 50, "int", description="random sequences per length"),
+        "seed": Param(0, 0, 2**31 - 1, "int", description="draws the sequences"),
+    }
     # Long sequences on many qubits make big circuits: the runner splits the qubits into
     # groups of at most this many per circuit (a job's events must fit one bus message).
     max_qubits_per_circuit: ClassVar[int] = 6  # 256 Cliffords: ~8 kB of QASM a qubit
@@ -307,6 +353,9 @@ class RandomizedBenchmarking(Task):
     # reduced χ² says whether the model explains the data within their errors.
     min_r_squared = -math.inf
     max_reduced_chi2 = 5.0
+
+    def circuit_count(self, params) -> int:
+        return 2 * len(params["lengths"]) * int(params["sequences"])
 
     def sweep(self, num_qubits, qubits, params) -> Sweep:
         """x is +m for a sequence ending in |0>, -m for the same one ending in |1>."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from commands.authorization import Caller
+from commands.calibration_run import CALIBRATION_RUN_HANDLERS, backend_layout
 from commands.identity_handlers import IDENTITY_HANDLERS
 from commands.models import (
     CancelExecution,
@@ -35,8 +36,27 @@ from domain.parameters import ParameterSeries, series_key
 
 def handle_register_chip(cmd: RegisterChip, ctx: CommandContext, uow: UnitOfWork, _: Caller):
     existing = uow.get(Chip, chip_key(ctx.project_id, cmd.chip_id))
+    layout, size, topology = None, cmd.size, cmd.topology_id or "square-lattice"
+    if cmd.backend_id is not None:
+        _, layout = backend_layout(uow, ctx.project_id, cmd.backend_id)
+        if size is not None and size != len(layout.qubits):
+            raise InvalidInput(
+                f"backend '{cmd.backend_id}' has {len(layout.qubits)} qubits, not {size};"
+                " leave size out",
+                code="chip_size_mismatch",
+            )
+        size = len(layout.qubits)
+        topology = cmd.topology_id or f"twin:{cmd.backend_id}"
+    elif size is None:
+        raise InvalidInput("size is required for a chip without backend_id", code="size_required")
     chip = Chip.register(
-        ctx, chip_id=cmd.chip_id, size=cmd.size, topology_id=cmd.topology_id, existing=existing
+        ctx,
+        chip_id=cmd.chip_id,
+        size=size,
+        topology_id=topology,
+        existing=existing,
+        backend_id=cmd.backend_id or "",
+        layout=layout,
     )
     return uow.stage(chip)
 
@@ -185,6 +205,9 @@ def handle_finish_execution(
 ):
     execution = _require_execution(uow, ctx.project_id, cmd.execution_id)
     execution.finish(ctx, status=cmd.STATUS, message=cmd.message)
+    chip = uow.get(Chip, chip_key(ctx.project_id, execution.chip_id))
+    if chip is not None and chip.release(ctx, cmd.execution_id):
+        return uow.stage(execution, chip)
     return uow.stage(execution)
 
 
@@ -206,6 +229,7 @@ HANDLERS: dict[type[Command], Handler] = {
     CompleteExecution: handle_finish_execution,  # type: ignore[dict-item]
     FailExecution: handle_finish_execution,  # type: ignore[dict-item]
     CancelExecution: handle_finish_execution,  # type: ignore[dict-item]
+    **CALIBRATION_RUN_HANDLERS,  # type: ignore[dict-item]
     **IDENTITY_HANDLERS,  # type: ignore[dict-item]
     **REFRESH_HANDLERS,  # type: ignore[dict-item]
     **TWIN_HANDLERS,  # type: ignore[dict-item]

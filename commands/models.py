@@ -54,12 +54,15 @@ class Command(BaseModel):
 
 
 class RegisterChip(Command):
-    """Install a chip; its qubits and couplings follow from the topology."""
+    """Install a chip; its qubits and couplings follow from the topology, or, for a chip
+    bound to a twin backend (`backend_id`), are the backend's own."""
 
     SUBJECT = "chip.register"
     chip_id: Ident
-    size: Annotated[int, Field(ge=1, le=1024)]
-    topology_id: Annotated[str, Field(min_length=1, max_length=128)] = "square-lattice"
+    size: Annotated[int, Field(ge=1, le=1024)] | None = None  # required without backend_id
+    # Default: the backend's own ("twin:<backend_id>"), else "square-lattice".
+    topology_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    backend_id: Ident | None = None
 
 
 class StartExecution(Command):

@@ -52,7 +52,8 @@ class SubmitJob(_TwinCommand):
     circuits: list[str | dict[str, Any]] = Field(min_length=1, max_length=MAX_CIRCUITS_HARD)
     shots: int = 1024  # checked against the backend's max_shots (invalid_shots)
     # Free-form, recorded with the job. Read by the twin: `seed` (an integer: the same
-    # counts again) and `optimization_level` (0-3, default 1; 0 runs gates as written).
+    # counts again), `optimization_level` (0-3, default 1; 0 runs gates as written) and
+    # `result_format` ("counts", the default, or "marginals": ones per classical bit).
     metadata: dict[str, Any] = Field(default_factory=dict)
     # The circuits as the checker process sized them (set by the bus adapter, never by
     # a client: a private attribute is neither parsed nor serialised).

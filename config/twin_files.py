@@ -83,6 +83,23 @@ class _Drift(_Strict):
     amplitude: float = Field(0.0, ge=0, le=1)
     period_s: float = Field(3600.0, gt=0)
     seed: int = 0
+    # The coherent errors' wander (peaks around the configured values) and TLS dips.
+    detuning_mhz: float = Field(0.0, ge=0, le=50)
+    amplitude_error: float = Field(0.0, ge=0, le=0.5)
+    tls_fraction: float = Field(0.0, ge=0, le=1)
+    tls_window_s: float = Field(3600.0, gt=0)
+    tls_probability: float = Field(0.5, ge=0, le=1)
+    tls_dip_s: float = Field(600.0, gt=0)
+    tls_t1_factor_min: float = Field(0.3, gt=0, le=1)
+    tls_t1_factor_max: float = Field(0.6, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _Drift:
+        if self.tls_dip_s > self.tls_window_s:
+            raise ValueError("tls_dip_s must not exceed tls_window_s")
+        if self.tls_t1_factor_min > self.tls_t1_factor_max:
+            raise ValueError("tls_t1_factor_min must not exceed tls_t1_factor_max")
+        return self
 
 
 class _NoiseFile(_Strict):
@@ -109,6 +126,9 @@ class _ScenarioFile(BaseModel):
     gate_error_multiplier: float = Field(1.0, ge=0)
     readout_error_multiplier: float = Field(1.0, ge=0)
     drift_amplitude: float | None = Field(None, ge=0, le=1)
+    drift_detuning_mhz: float | None = Field(None, ge=0, le=50)
+    drift_amplitude_error: float | None = Field(None, ge=0, le=0.5)
+    tls_fraction: float | None = Field(None, ge=0, le=1)
 
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -163,6 +183,9 @@ def load_backends(files: dict[str, str]) -> dict[str, Backend]:
             gate_error_multiplier=s.gate_error_multiplier,
             readout_error_multiplier=s.readout_error_multiplier,
             drift_amplitude=s.drift_amplitude,
+            drift_detuning_mhz=s.drift_detuning_mhz,
+            drift_amplitude_error=s.drift_amplitude_error,
+            tls_fraction=s.tls_fraction,
             recognized=tuple(sorted(s.model_fields_set)),
             ignored=tuple(sorted(s.model_extra or {})),
         )

@@ -65,6 +65,24 @@ UPCASTERS[(TaskResultRecorded.TYPE, 1)] = _task_result_v1_to_v2
 
 @register
 @dataclass(frozen=True, kw_only=True)
+class CalibrationDispatched(DomainEvent):
+    """qledger is to run these tasks on these qubits of the chip's twin backend (the
+    calibration runner follows this event). Everything a re-run needs is here: the run
+    parameters as resolved, and the twin's seed."""
+
+    TYPE = "calibration.CalibrationDispatched"
+    execution_id: str
+    chip_id: str
+    backend_id: str
+    qids: tuple[str, ...]
+    tasks: tuple[dict[str, Any], ...]  # {"name", "run_parameters"} in run order
+    seed: int
+    source_execution_id: str = ""  # a re-execution: the execution it repeats
+    source_task_id: str = ""
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
 class ExecutionFinished(DomainEvent):
     """The execution ended as completed, failed or cancelled."""
 
@@ -100,6 +118,7 @@ class Execution(Aggregate):
     def __init__(self, aggregate_id) -> None:
         super().__init__(aggregate_id)
         self.task_ids: set[str] = set()
+        self.dispatched = False  # run by qledger's calibration runner
 
     @classmethod
     def start(
@@ -130,6 +149,14 @@ class Execution(Aggregate):
             note=note,
         )
         return execution
+
+    def dispatch(self, ctx: CommandContext, **plan: Any) -> None:
+        """Right after start: the run qledger itself carries out."""
+        if self.dispatched or self.status != RUNNING:
+            raise Conflict(f"execution '{self.execution_id}' is already dispatched",
+                           code="execution_dispatched")  # fmt: skip
+        self._trigger(CalibrationDispatched, ctx, execution_id=self.execution_id,
+                      chip_id=self.chip_id, **plan)  # fmt: skip
 
     def check_can_record(self, task_id: str, start_at: datetime, end_at: datetime) -> None:
         if self.status != RUNNING:
@@ -190,6 +217,9 @@ class Execution(Aggregate):
         self.chip_id = e.chip_id
         self.status = RUNNING
         self.started_at = e.occurred_at
+
+    def _on_CalibrationDispatched(self, e: CalibrationDispatched) -> None:
+        self.dispatched = True
 
     def _on_TaskResultRecorded(self, e: TaskResultRecorded) -> None:
         self.task_ids.add(e.task_id)

@@ -18,6 +18,9 @@ CHIP = Table(
         ("qubit_count", "INTEGER"),
         ("coupling_count", "INTEGER"),
         ("installed_at", "TIMESTAMPTZ"),
+        ("backend_id", "VARCHAR"),  # "" for a chip not bound to a twin backend
+        ("locked_by", "VARCHAR"),  # the execution holding the run lock, or NULL
+        ("locked_at", "TIMESTAMPTZ"),
     ),
     (("project_id", "chip_id"),),
 )
@@ -36,14 +39,27 @@ TARGET = Table(
 
 class ChipProjector(Projector):
     name = "chips"
-    handles = frozenset({"chip.ChipRegistered"})
+    handles = frozenset({"chip.ChipRegistered", "chip.ChipLocked", "chip.ChipUnlocked"})
     tables = (CHIP, TARGET)
+    schema_version = 2  # 2: backend and run lock
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
         chips: list[dict[str, Any]] = []
         targets: list[dict[str, Any]] = []
         for env in batch:
             p = env["payload"]
+            if env["type"] != "chip.ChipRegistered":
+                tx.insert(CHIP, chips)  # a chip registered earlier in this batch first
+                tx.insert(TARGET, targets)
+                chips, targets = [], []
+                locked = env["type"] == "chip.ChipLocked"
+                tx.execute(
+                    "UPDATE chip SET locked_by = ?, locked_at = ? WHERE project_id = ?"
+                    " AND chip_id = ?",
+                    [p["execution_id"] if locked else None, env["occurred_at"] if locked else None,
+                     env["project_id"], p["chip_id"]],
+                )  # fmt: skip
+                continue
             chips.append(
                 {
                     "project_id": env["project_id"],
@@ -53,6 +69,9 @@ class ChipProjector(Projector):
                     "qubit_count": len(p["qubits"]),
                     "coupling_count": len(p["couplings"]),
                     "installed_at": env["occurred_at"],
+                    "backend_id": p.get("backend_id", ""),
+                    "locked_by": None,
+                    "locked_at": None,
                 }
             )
             for kind, ids in (("qubit", p["qubits"]), ("coupling", p["couplings"])):
@@ -72,10 +91,26 @@ class ChipProjector(Projector):
 
 # -- queries -----------------------------------------------------------------------
 def _chip_dict(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "installed_at": iso(row["installed_at"])}
+    return {**row, "installed_at": iso(row["installed_at"]), "backend_id": row["backend_id"] or ""}
 
 
-CHIP_COLUMNS = "chip_id, size, topology_id, qubit_count, coupling_count, installed_at"
+CHIP_COLUMNS = "chip_id, size, topology_id, qubit_count, coupling_count, installed_at, backend_id"
+
+
+def lock_status(db: ViewReader, project_id: str, chip_id: str | None) -> dict[str, Any]:
+    """Which chips of the project a calibration run holds (all, or the one asked)."""
+    where, params = "project_id = ? AND locked_by IS NOT NULL", [project_id]
+    if chip_id is not None:
+        where += " AND chip_id = ?"
+        params.append(chip_id)
+    rows = db.rows(
+        f"SELECT chip_id, locked_by, locked_at FROM chip WHERE {where} ORDER BY chip_id", params
+    )
+    locks = [
+        {"chip_id": r["chip_id"], "execution_id": r["locked_by"], "since": iso(r["locked_at"])}
+        for r in rows
+    ]
+    return {"lock": bool(locks), "locks": locks}
 
 
 def list_chips(db: ViewReader, project_id: str) -> dict[str, Any]:

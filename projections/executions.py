@@ -248,6 +248,7 @@ def get_execution(db: ViewReader, project_id: str, execution_id: str) -> dict[st
         "note": summary["note"],
         "tags": summary["tags"],
         "chip_id": r["chip_id"],
+        "message": r["message"] or "",  # qledger's: how it ended (a run's results and times)
     }
 
 

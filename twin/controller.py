@@ -2,7 +2,10 @@
 
 Precedence, highest first (as the reference): a per-qubit override (absolute values) →
 global controller multipliers (inject_noise_override, policy_update, pulse schedule,
-ADC/DAC proxies, cryostat) → the active scenario overlay → the config default.
+ADC/DAC proxies, cryostat) → the active scenario overlay → the config default, with its
+drift (twin/drift.py). A drive correction (set_drive_correction) acts last, on the
+coherent errors the qubit has whichever way they were set: it is the drive's, not the
+qubit's.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from twin import drift as drifting
 from twin import fpga
 from twin.device import Backend, EdgeNoise, QubitNoise
 from twin.errors import TwinError
@@ -42,11 +46,16 @@ COMMAND_FIELDS: dict[str, frozenset[str]] = {
     # The FPGA controller API's state (controller_api/v1/{backend}/cryo, readout_config).
     "set_cryo": frozenset({"temperature_mk", "still_mk", "t1_multiplier", "t2_multiplier"}),
     "set_readout_config": frozenset({"channels", "integration_time_ns", "thresholds"}),
+    # A calibration's correction of a qubit's drive pulses (closing the loop).
+    "set_drive_correction": frozenset({"qubit", "amplitude_scale", "frequency_offset_mhz"}),
 }
 QUBIT_FIELDS = ("t1_us", "t2_us", "readout_error", "gate_error")
 REVERT = -1  # set_qubit_noise: this field goes back to its config value
 # Signed values (a detuning of -1 MHz is real): no REVERT; reset_qubit_noise clears them.
 COHERENT_FIELDS = {"detuning_mhz": 50.0, "amplitude_error": 0.5}  # field -> largest |value|
+# set_drive_correction: field -> (lowest, highest) value.
+DRIVE_FIELDS = {"amplitude_scale": (0.5, 2.0), "frequency_offset_mhz": (-50.0, 50.0)}
+NO_CORRECTION = (1.0, 0.0)  # (amplitude_scale, frequency_offset_mhz)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class ControllerState:
     still_mk: float | None = None
     # Per qubit (integration time ns, threshold) of the FPGA's readout configuration.
     readout_config: dict[int, tuple[float, float]] = field(default_factory=dict)
+    # Per qubit (amplitude_scale, frequency_offset_mhz) of its drive (NO_CORRECTION: absent).
+    drive_corrections: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def gate_multiplier(self) -> float:
@@ -133,6 +144,11 @@ def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) 
             or not math.isfinite(value)
         ):
             raise TwinError("invalid_payload", f"{key} must be a finite number")
+        if command_type == "set_drive_correction":
+            low, high = DRIVE_FIELDS[key]
+            if not low <= value <= high:
+                raise TwinError("invalid_payload", f"{key} must lie in [{low:g}, {high:g}]")
+            continue
         if command_type == "set_qubit_noise" and key in COHERENT_FIELDS:
             if abs(value) > COHERENT_FIELDS[key]:
                 raise TwinError("invalid_payload", f"{key} must lie in ±{COHERENT_FIELDS[key]:g}")
@@ -146,8 +162,12 @@ def check_command(backend: Backend, command_type: str, payload: dict[str, Any]) 
                 raise TwinError("invalid_payload", f"{key} must be positive (or -1)")
         elif value < 0:  # 0 switches a noise source off (gate errors, to isolate readout)
             raise TwinError("invalid_payload", f"{key} must be 0 or more")
-    if command_type == "set_qubit_noise" and "qubit" not in payload:
-        raise TwinError("invalid_payload", "set_qubit_noise needs a qubit")
+    if command_type in ("set_qubit_noise", "set_drive_correction") and "qubit" not in payload:
+        raise TwinError("invalid_payload", f"{command_type} needs a qubit")
+    if command_type == "set_drive_correction" and not set(payload) & set(DRIVE_FIELDS):
+        raise TwinError(
+            "invalid_payload", f"set_drive_correction needs one of {list(DRIVE_FIELDS)}"
+        )
 
 
 def _multipliers(m: Multipliers, payload: dict[str, Any]) -> Multipliers:
@@ -194,6 +214,8 @@ def apply_command(state: ControllerState, command_type: str, payload: dict[str, 
         return replace(state, qubit_overrides=rest)
     if command_type == "set_cryo":
         return _cryo(state, payload)
+    if command_type == "set_drive_correction":
+        return _drive_correction(state, payload)
     if command_type == "set_readout_config":
         tau = float(payload.get("integration_time_ns", fpga.REFERENCE_INTEGRATION_NS))
         thresholds = {int(k): float(v) for k, v in payload.get("thresholds", {}).items()}
@@ -209,6 +231,21 @@ def apply_command(state: ControllerState, command_type: str, payload: dict[str, 
             still_mk=state.still_mk,
         )  # fmt: skip
     raise TwinError("unknown_command_type", command_type)
+
+
+def _drive_correction(state: ControllerState, payload: dict[str, Any]) -> ControllerState:
+    """Absolute values, not relative to the current correction; a field left out keeps
+    its current value. The identity correction is no correction."""
+    qubit = payload["qubit"]
+    scale, offset = state.drive_corrections.get(qubit, NO_CORRECTION)
+    corrected = (
+        float(payload.get("amplitude_scale", scale)),
+        float(payload.get("frequency_offset_mhz", offset)),
+    )
+    corrections = {q: c for q, c in state.drive_corrections.items() if q != qubit}
+    if corrected != NO_CORRECTION:
+        corrections[qubit] = corrected
+    return replace(state, drive_corrections=corrections)
 
 
 def _cryo(state: ControllerState, payload: dict[str, Any]) -> ControllerState:
@@ -232,21 +269,20 @@ class EffectiveNoise:
     edges: dict[frozenset[int], EdgeNoise]
     drift_multipliers: tuple[float, ...]
     temperature_mk: float = 0.0  # thermal excited population: none below a set cryostat
+    # Per qubit: the T1 factor of a TLS dip now (1: none), and the detuning and amplitude
+    # error the qubit itself has, before its drive correction (drift included).
+    tls_t1_factors: tuple[float, ...] = ()
+    uncorrected: tuple[tuple[float, float], ...] = ()
 
 
-def drift_multipliers(backend: Backend, amplitude: float, scale: float, t: float):
-    """Per qubit 1 + amplitude·scale·sin(2πt/period + φ_q), φ_q fixed by the seed."""
-    drift = backend.noise.drift
-    if amplitude == 0 or scale == 0:
-        return tuple(1.0 for _ in range(backend.device.num_qubits))
-    out = []
-    for q in range(backend.device.num_qubits):
-        # A seeded phase per qubit: a hash would differ between Python runs.
-        phase = ((drift.seed * 7919 + q * 104729) % 10007) / 10007 * 2 * math.pi
-        out.append(
-            max(0.0, 1 + amplitude * scale * math.sin(2 * math.pi * t / drift.period_s + phase))
-        )
-    return tuple(out)
+def _clamped(value: float, bound: float) -> float:
+    return max(-bound, min(bound, value))
+
+
+def _snapped(value: float) -> float:
+    """A coherent error a correction cancelled up to rounding is none (so the qubit's
+    gates are Clifford again)."""
+    return 0.0 if abs(value) < 1e-12 else value
 
 
 def effective_noise(backend: Backend, state: ControllerState, t: float = 0.0) -> EffectiveNoise:
@@ -256,20 +292,46 @@ def effective_noise(backend: Backend, state: ControllerState, t: float = 0.0) ->
     t2m = (scenario.t2_multiplier if scenario else 1.0) * state.cryo_t2
     sg = scenario.gate_error_multiplier if scenario else 1.0
     sr = scenario.readout_error_multiplier if scenario else 1.0
-    amplitude = backend.noise.drift.amplitude
-    if scenario and scenario.drift_amplitude is not None:
-        amplitude = scenario.drift_amplitude
-    drift = drift_multipliers(backend, amplitude, state.policy.drift, t)
+    config = backend.noise.drift
+    n = backend.device.num_qubits
+
+    def drift_setting(name: str, default: float) -> float:
+        value = getattr(scenario, name) if scenario else None
+        return default if value is None else value
+
+    # policy_update's drift_multiplier scales every wander; 0 also stops TLS dips.
+    scale = state.policy.drift
+    amplitude = drift_setting("drift_amplitude", config.amplitude) * scale
+    drift = drifting.error_multipliers(config, n, amplitude, t)
+    wander = drifting.coherent_offsets(
+        config,
+        n,
+        drift_setting("drift_detuning_mhz", config.detuning_mhz) * scale,
+        drift_setting("drift_amplitude_error", config.amplitude_error) * scale,
+        t,
+    )
+    tls_fraction = drift_setting("tls_fraction", config.tls_fraction) if scale else 0.0
+    tls = drifting.tls_factors(config, n, tls_fraction, t)
     g, r, ts = state.gate_multiplier, state.readout_multiplier, state.exec_time_scale
-    qubits = []
+    qubits, uncorrected = [], []
     for q, base in enumerate(backend.noise.qubits):
         over = state.qubit_overrides.get(q, {})
         ro = sr * r * drift[q]
-        t1 = over.get("t1_us", base.t1_us * t1m)
+        t1 = over.get("t1_us", base.t1_us * t1m * tls[q])
         p10 = min(0.5, base.readout_p1_given_0 * ro)
         p01 = min(0.5, base.readout_p0_given_1 * ro)
         if q in state.readout_config:
             p10, p01 = fpga.readout_errors(p10, p01, t1, *state.readout_config[q])
+        detuning = over.get(
+            "detuning_mhz",
+            _clamped(base.detuning_mhz + wander[q][0], COHERENT_FIELDS["detuning_mhz"]),
+        )
+        eps = over.get(
+            "amplitude_error",
+            _clamped(base.amplitude_error + wander[q][1], COHERENT_FIELDS["amplitude_error"]),
+        )
+        uncorrected.append((detuning, eps))
+        amplitude_scale, frequency_offset = state.drive_corrections.get(q, NO_CORRECTION)
         qubits.append(
             QubitNoise(
                 t1_us=t1,
@@ -279,8 +341,10 @@ def effective_noise(backend: Backend, state: ControllerState, t: float = 0.0) ->
                 gate_error=over.get("gate_error", min(0.5, base.gate_error * sg * g * drift[q])),
                 gate_time_ns=base.gate_time_ns * ts,
                 frequency_ghz=base.frequency_ghz,
-                detuning_mhz=over.get("detuning_mhz", base.detuning_mhz),
-                amplitude_error=over.get("amplitude_error", base.amplitude_error),
+                detuning_mhz=_snapped(detuning - frequency_offset),
+                amplitude_error=eps
+                if amplitude_scale == 1.0
+                else _snapped((1 + eps) * amplitude_scale - 1),
             )
         )
     edges = {}
@@ -290,4 +354,6 @@ def effective_noise(backend: Backend, state: ControllerState, t: float = 0.0) ->
             gate_error=min(0.75, base_edge.gate_error * sg * g * d),
             gate_time_ns=base_edge.gate_time_ns * ts,
         )
-    return EffectiveNoise(tuple(qubits), edges, drift, state.temperature_mk or 0.0)
+    return EffectiveNoise(
+        tuple(qubits), edges, drift, state.temperature_mk or 0.0, tls, tuple(uncorrected)
+    )

@@ -30,11 +30,22 @@ class EdgeNoise:
 
 @dataclass(frozen=True)
 class Drift:
-    """A slow, seeded wander of the error rates: multiplier 1 + amplitude·sin(...)."""
+    """Slow, seeded drift (twin/drift.py): of the error rates (multiplier
+    1 + amplitude·sin(...)), of each qubit's detuning and amplitude error (a wander of
+    up to ± the given peak around the configured value, on the scale of `period_s`),
+    and TLS-like T1 dips on a share of the qubits. Every part is off at its default."""
 
     amplitude: float = 0.0
     period_s: float = 3600.0
     seed: int = 0
+    detuning_mhz: float = 0.0  # peak wander of the detuning, MHz
+    amplitude_error: float = 0.0  # peak wander of the amplitude error
+    tls_fraction: float = 0.0  # share of the qubits with a TLS
+    tls_window_s: float = 3600.0  # at most one dip per window
+    tls_probability: float = 0.5  # that a window has a dip
+    tls_dip_s: float = 600.0  # how long a dip lasts
+    tls_t1_factor_min: float = 0.3  # T1 during a dip: a seeded factor in [min, max]
+    tls_t1_factor_max: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,8 @@ class SchedulerLimits:
 
 @dataclass(frozen=True)
 class Scenario:
-    """An overlay: multiplies the config defaults (T1, T2, errors, drift amplitude)."""
+    """An overlay: multiplies the config defaults (T1, T2, errors) and replaces, where
+    set, the drift's amplitude, its coherent peaks and its TLS share."""
 
     name: str
     t1_multiplier: float = 1.0
@@ -75,6 +87,9 @@ class Scenario:
     gate_error_multiplier: float = 1.0
     readout_error_multiplier: float = 1.0
     drift_amplitude: float | None = None
+    drift_detuning_mhz: float | None = None
+    drift_amplitude_error: float | None = None
+    tls_fraction: float | None = None
     recognized: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
 

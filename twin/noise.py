@@ -123,11 +123,15 @@ def applied_error(configured: float, relaxations: tuple[Relaxation, ...]) -> flo
 
 def describe(noise: EffectiveNoise, temperature_mk: float | None = None) -> dict:
     """The noise a circuit runs under, per qubit and per coupling, as the API shows it:
-    every multiplier, override, drift and relaxation limit applied."""
+    every multiplier, override, drift, TLS dip, drive correction and relaxation limit
+    applied. Per qubit also the T1 factor of a TLS dip now and the detuning and
+    amplitude error before the drive's correction (the qubit's own)."""
     model = NoiseModel(noise, temperature_mk)
     qubits = []
     for i, q in enumerate(noise.qubits):
         sx = model.gate(Op("sx", (i,)))
+        tls = noise.tls_t1_factors[i] if noise.tls_t1_factors else 1.0
+        own = noise.uncorrected[i] if noise.uncorrected else (q.detuning_mhz, q.amplitude_error)
         qubits.append({
             "qubit": i,
             "t1_us": q.t1_us,
@@ -141,6 +145,9 @@ def describe(noise: EffectiveNoise, temperature_mk: float | None = None) -> dict
             "gate_time_ns": q.gate_time_ns,
             "detuning_mhz": q.detuning_mhz,
             "amplitude_error": q.amplitude_error,
+            "uncorrected_detuning_mhz": own[0],
+            "uncorrected_amplitude_error": own[1],
+            "tls_t1_factor": tls,
         })  # fmt: skip
     edges = []
     for edge, e in sorted(noise.edges.items(), key=lambda kv: sorted(kv[0])):

@@ -7,6 +7,23 @@ import numpy as np
 from twin.circuits import Program
 from twin.noise import NoiseModel
 
+# How a job's results carry its outcomes (metadata.result_format): "counts", the count
+# of every bitstring; "marginals", per classical bit the shots that read 1 (a wide
+# circuit's count table is about as long as its shots).
+RESULT_FORMATS = ("counts", "marginals")
+DEFAULT_RESULT_FORMAT = "counts"
+
+
+def marginals(counts: dict[str, int], num_clbits: int) -> list[int]:
+    """Per classical bit, clbit 0 first, the shots in which it read 1 (count keys hold
+    bit 0 rightmost, as Qiskit prints them)."""
+    if not num_clbits or not counts:
+        return [0] * num_clbits
+    keys = np.frombuffer("".join(counts).encode("ascii"), dtype=np.uint8)
+    ones = keys.reshape(len(counts), num_clbits)[:, ::-1] == ord("1")
+    shots = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+    return [int(n) for n in shots @ ones.astype(np.int64)]
+
 
 def measured_qubits(program: Program) -> list[int]:
     return list(dict.fromkeys(q for q, _ in program.measures))

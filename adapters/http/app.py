@@ -16,6 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from adapters.http import (
     admin,
+    calibrations,
     chips,
     executions,
     figures,
@@ -23,6 +24,7 @@ from adapters.http import (
     projects,
     provenance,
     task_results,
+    tasks,
     twin_core,
     twin_fpga,
     twin_jobs,
@@ -155,11 +157,13 @@ def create_app(
     app.include_router(chips.router)
     app.include_router(figures.router)  # before /api/executions/{execution_id}
     app.include_router(executions.router)
+    app.include_router(calibrations.router)
     app.include_router(provenance.router)
     app.include_router(metrics.router)
     app.include_router(metrics.chip_views)
     app.include_router(task_results.router)
     app.include_router(task_results.tags)
+    app.include_router(tasks.router)
     from adapters.http.asyncapi import router as asyncapi_document
 
     app.include_router(asyncapi_document)  # GET /api/asyncapi.json, open

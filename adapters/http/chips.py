@@ -36,6 +36,7 @@ class ChipResponse(BaseModel):
     qubit_count: int
     coupling_count: int
     installed_at: str | None
+    backend_id: str = ""  # the twin backend whose qubits these are (qledger's addition)
 
 
 class ListChipsResponse(BaseModel):

@@ -14,6 +14,7 @@ from adapters.http.deps import (
     ProjectId,
     ReadAfter,
     ReadModels,
+    ReadOwnWrites,
     WritableProject,
     accepted_body,
     generated_id,
@@ -30,6 +31,7 @@ from commands.models import (
     StartExecution,
     TaskResultIn,
 )
+from projections import chips
 from projections import executions as q
 
 router = APIRouter(tags=["execution"])
@@ -69,6 +71,30 @@ def list_executions(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ):
     return q.list_executions(db, project, chip_id, skip=skip, limit=limit)
+
+
+class ChipLock(BaseModel):
+    chip_id: str
+    execution_id: str
+    since: str | None
+
+
+class LockStatusResponse(BaseModel):
+    lock: bool  # the reference's field: a run holds a chip (the one asked, or any)
+    locks: list[ChipLock]  # qledger's: which chips, held by which execution, since when
+
+
+@router.get(
+    "/api/executions/lock-status", response_model=LockStatusResponse, dependencies=[ReadOwnWrites]
+)
+def get_lock_status(
+    project: ProjectId,
+    db: ReadModels,
+    chip_id: Annotated[Ident | None, Query(description="only this chip's lock")] = None,
+):
+    """A calibration run takes its chip's lock when it is dispatched and gives it back
+    when it ends (completed, failed or cancelled)."""
+    return chips.lock_status(db, project, chip_id)
 
 
 @router.get("/api/executions/{execution_id}", dependencies=[ReadAfter])

@@ -32,6 +32,7 @@ from commands.twin import ApplyControllerCommand, AttachJobMetadata, CancelJob, 
 from domain.errors import Kind
 from projections import twin as q
 from projections.base import QueryError
+from twin.controller import ControllerState
 
 PREFIX = "/api/v1/digital-twin"
 router = APIRouter(prefix=PREFIX, tags=["twin jobs"])
@@ -56,8 +57,10 @@ async def submit_job(
     body: JobRequest, request: Request, project: TwinProject, idempotency_key: IdempotencyKey = None
 ):
     """Queue circuits (OpenQASM 2.0 strings or circuit dicts). `metadata.seed` makes the
-    counts reproducible bit for bit. Read `/jobs/{job_id}` with `X-Min-Position` set to
-    the returned position to see the job at once."""
+    counts reproducible bit for bit; `metadata.optimization_level` (0-3) bounds the
+    transpiler; `metadata.result_format` "marginals" returns per classical bit the shots
+    that read 1 instead of the count table. Read `/jobs/{job_id}` with `X-Min-Position`
+    set to the returned position to see the job at once."""
     job_id = body.job_id or generated_id(project, idempotency_key)
     command = SubmitJob(
         job_id=job_id,
@@ -154,7 +157,8 @@ async def job_result(
     min_position: Position = None,
     x_min_position: PositionHeader = None,
 ):
-    """200 with per-circuit counts; 202 while queued or running; 410 if cancelled.
+    """200 with per-circuit counts (or, with `metadata.result_format` "marginals", per
+    classical bit the shots that read 1); 202 while queued or running; 410 if cancelled.
     With `wait`, answers as soon as the job ends (qledger's addition)."""
     position = max(min_position or 0, x_min_position or 0)
     row = await _finished_row(request, db, project, job_id, wait, position)
@@ -203,7 +207,8 @@ async def controller_command(
     project: TwinProject,
     idempotency_key: IdempotencyKey = None,
 ):
-    """One of the nine command types; a job submitted after this answer runs under it."""
+    """One of the nine command types, `set_cryo`, `set_readout_config` or
+    `set_drive_correction`; a job submitted after this answer runs under it."""
     command = ApplyControllerCommand(
         backend_id=backend_id, command_type=body.command_type, payload=body.payload
     )
@@ -247,4 +252,13 @@ def controller_state(backend_id: str, request: Request, project: ProjectId, db: 
             "drift": state.policy.drift,
         },
         "qubit_overrides": {str(k): v for k, v in sorted(state.qubit_overrides.items())},
+        "drive_corrections": drive_corrections_view(state),
+    }
+
+
+def drive_corrections_view(state: ControllerState) -> dict[str, dict[str, float]]:
+    """set_drive_correction's per-qubit state, by qubit (a qubit without: none)."""
+    return {
+        str(q): {"amplitude_scale": scale, "frequency_offset_mhz": offset}
+        for q, (scale, offset) in sorted(state.drive_corrections.items())
     }

@@ -24,7 +24,7 @@ from adapters.http.deps import (
     wait_for_store_head,
 )
 from adapters.http.errors import ApiError
-from adapters.http.twin_jobs import PREFIX, settled_job_row
+from adapters.http.twin_jobs import PREFIX, drive_corrections_view, settled_job_row
 from adapters.twin.catalog import digest
 from commands.twin_fpga import RecordQecMetric
 from domain.errors import Kind
@@ -37,12 +37,25 @@ BackendId = Annotated[str, Query(description="backend")]
 
 
 @router.get("/qubits", dependencies=[ReadOwnWrites])
-def qubits(backend_id: BackendId, request: Request, project: ProjectId, db: ReadModels):
-    """Per qubit and per coupling, with every controller command applied: T1, T2,
-    readout p(1|0) and p(0|1), gate errors as configured and as applied (relaxation over
-    the gate time is a floor), durations, and the drift multiplier now. Without
-    `min_position` it waits for the caller's own last command."""
-    return {"backend_id": backend_id, **request.app.state.twin.noise(db, project, backend_id)}
+def qubits(
+    backend_id: BackendId,
+    request: Request,
+    project: ProjectId,
+    db: ReadModels,
+    tz: Zone,
+    at: Annotated[
+        datetime | None,
+        Query(description="the drift at this instant (a job's submitted_at); default now"),
+    ] = None,
+):
+    """Per qubit and per coupling, with every controller command applied: T1 (TLS dips
+    included), T2, readout p(1|0) and p(0|1), gate errors as configured and as applied
+    (relaxation over the gate time is a floor), durations, detuning and amplitude error
+    (drifted, drive correction applied, and before it), the drive correction and the
+    drift multiplier, now or `at`. Without `min_position` it waits for the caller's own
+    last command."""
+    noise = request.app.state.twin.noise(db, project, backend_id, _since(at, tz))
+    return {"backend_id": backend_id, **noise}
 
 
 def _since(value: datetime | None, tz) -> datetime | None:
@@ -146,6 +159,7 @@ def _trace(view, db, project: str, row: dict) -> dict:
             "exec_time_scale": state.exec_time_scale,
             "drift_multiplier": state.policy.drift,
             "qubit_overrides": {str(k): v for k, v in state.qubit_overrides.items()},
+            "drive_corrections": drive_corrections_view(state),
         },
         "config_digest": digest(files),
         "events": q.events(db, project, None, job_id=job_id, limit=10_000),

@@ -31,6 +31,7 @@ from twin.device import Backend, Device
 from twin.errors import TwinError
 from twin.job_cost import job_seconds
 from twin.noise import NoiseModel
+from twin.sampling import DEFAULT_RESULT_FORMAT, RESULT_FORMATS
 
 
 def refused(err: TwinError) -> InvalidInput:
@@ -48,6 +49,20 @@ def optimization_level_of(metadata: dict) -> int:
             code="invalid_optimization_level",
         )
     return int(level)
+
+
+def result_format_of(metadata: dict) -> str:
+    """How the job's results carry outcomes (metadata.result_format), refused if not
+    "counts" (the default: every bitstring's count) or "marginals" (per classical bit,
+    the shots that read 1)."""
+    result_format = metadata.get("result_format", DEFAULT_RESULT_FORMAT)
+    if not isinstance(result_format, str) or result_format not in RESULT_FORMATS:
+        raise InvalidInput(
+            f"metadata.result_format must be one of {list(RESULT_FORMATS)}"
+            " (marginals: per classical bit, the shots that read 1)",
+            code="invalid_result_format",
+        )
+    return result_format
 
 
 def digest(files: dict[str, str]) -> str:
@@ -162,6 +177,7 @@ class TwinCatalog:
         here, screened first."""
         backend = self.backend(files, backend_id)
         optimization_level_of(metadata or {})
+        result_format_of(metadata or {})
         limits = backend.limits
         if shots < 1 or shots > limits.max_shots:
             raise InvalidInput(

@@ -42,6 +42,7 @@ from domain.events import CommandContext
 from twin.circuits import DEFAULT_OPTIMIZATION_LEVEL
 from twin.controller import ControllerState, apply_command
 from twin.errors import TwinError
+from twin.sampling import DEFAULT_RESULT_FORMAT, RESULT_FORMATS
 
 log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 512 * 1024  # an event must fit one NATS message (1 MiB) with its envelope
@@ -60,6 +61,7 @@ class QueuedJob:
     seed: int
     at: float  # submission time: the drift phase
     optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL
+    result_format: str = DEFAULT_RESULT_FORMAT
     running: bool = False  # started before a restart
     cancelled: bool = False  # cancelled while it ran
 
@@ -110,6 +112,8 @@ class TwinRunner:
             if (project, p["job_id"]) in self.finished:
                 return
             seed = p["metadata"].get("seed")
+            # Checked at submission; a job accepted before the check existed ran as counts.
+            result_format = p["metadata"].get("result_format", DEFAULT_RESULT_FORMAT)
             self.queue.append(
                 QueuedJob(
                     project_id=project,
@@ -125,6 +129,9 @@ class TwinRunner:
                     optimization_level=p["metadata"].get(
                         "optimization_level", DEFAULT_OPTIMIZATION_LEVEL
                     ),
+                    result_format=result_format
+                    if result_format in RESULT_FORMATS
+                    else DEFAULT_RESULT_FORMAT,
                 )
             )
             self.wake.set()
@@ -225,7 +232,7 @@ class TwinRunner:
             simulation = asyncio.ensure_future(asyncio.to_thread(
                 self.worker.call, "run_job", backend, job.state, job.circuits, job.shots,
                 job.seed, job.at, job.optimization_level, self.catalog.budget_seconds,
-                timeout=self.time_limit,
+                job.result_format, timeout=self.time_limit,
             ))  # fmt: skip
         except (DomainError, KeyError) as err:
             simulation = loop.create_future()
@@ -259,8 +266,8 @@ class TwinRunner:
             if len(orjson.dumps(results)) > MAX_RESULT_BYTES:
                 raise TwinError(
                     "result_too_large",
-                    f"the counts exceed {MAX_RESULT_BYTES} bytes; use fewer shots or measure"
-                    " fewer qubits",
+                    f"the counts exceed {MAX_RESULT_BYTES} bytes; use fewer shots, measure"
+                    " fewer qubits, or metadata.result_format 'marginals'",
                 )
             reply = await self._send(
                 CompleteJob(**key, results=results, run_ms=run_ms, start=start)

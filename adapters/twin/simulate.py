@@ -24,6 +24,7 @@ from twin.errors import TwinError
 from twin.job_cost import planned_seconds
 from twin.noise import NoiseModel
 from twin.plan import plan
+from twin.sampling import DEFAULT_RESULT_FORMAT, marginals
 
 _PROGRAMS: dict[tuple, Program] = {}
 
@@ -52,9 +53,12 @@ def run_job(
     at: float,
     optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL,
     budget_seconds: float | None = None,
+    result_format: str = DEFAULT_RESULT_FORMAT,
 ) -> tuple[list[dict[str, Any]], float]:
     """Per-circuit results and the simulation time in ms. The same arguments give the
-    same counts, bit for bit. A job whose circuits, as mapped onto the device, would
+    same counts, bit for bit. With `result_format` "marginals", each result carries
+    `marginals` (per classical bit, clbit 0 first, the shots that read 1), computed from
+    the same counts, and `counts` is empty. A job whose circuits, as mapped onto the device, would
     cost more than `budget_seconds` fails before it runs (the estimate at submission
     sees the written circuits; routing can join their qubits into wider parts)."""
     t0 = time.perf_counter()
@@ -77,12 +81,14 @@ def run_job(
     results = []
     for index, program in enumerate(programs):
         counts, ran = engine.run(program, noise, shots, rng, backend.limits)
-        results.append(
-            {"circuit_index": index, "shots": shots, "counts": counts, "engine": ran.engine,
-             "approximation": ran.approximation,
-             "parts": [{"qubits": list(q), "engine": e} for q, e in ran.parts],
-             "qubits_used": list(program.active_qubits)}
-        )  # fmt: skip
+        result = {"circuit_index": index, "shots": shots, "counts": counts, "engine": ran.engine,
+                  "approximation": ran.approximation,
+                  "parts": [{"qubits": list(q), "engine": e} for q, e in ran.parts],
+                  "qubits_used": list(program.active_qubits)}  # fmt: skip
+        if result_format == "marginals":
+            result["marginals"] = marginals(counts, program.num_clbits)
+            result["counts"] = {}
+        results.append(result)
     return results, 1000 * (time.perf_counter() - t0)
 
 

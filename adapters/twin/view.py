@@ -11,7 +11,7 @@ from adapters.twin.catalog import TwinCatalog, backends_for
 from domain.errors import DomainError, Kind
 from projections import twin as q
 from projections.base import QueryError
-from twin.controller import ControllerState, apply_command, effective_noise
+from twin.controller import NO_CORRECTION, ControllerState, apply_command, effective_noise
 from twin.device import Backend
 from twin.noise import describe
 
@@ -89,20 +89,26 @@ class TwinView:
         self._folded[key] = (position, state, n, last)
         return state, n, last
 
-    def noise(self, db, project_id: str, backend_id: str) -> dict[str, Any]:
-        """The noise a job submitted now runs under: per qubit (with the drift multiplier
-        and the fields a controller override set) and per coupling."""
+    def noise(
+        self, db, project_id: str, backend_id: str, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """The noise a job submitted now (or at `at`, under the controller state now)
+        runs under: per qubit (with the drift multiplier, the TLS factor, the drive
+        correction and the fields a controller override set) and per coupling."""
         backend = self.backend(db, project_id, backend_id)
         state, _, _ = self.state(db, project_id, backend_id)
-        eff = effective_noise(backend, state, datetime.now(UTC).timestamp())
+        when = at or datetime.now(UTC)
+        eff = effective_noise(backend, state, when.timestamp())
         described = describe(eff)
         for row, qn in zip(described["qubits"], eff.qubits, strict=True):
             i = row["qubit"]
             row["readout_error"] = (qn.readout_p1_given_0 + qn.readout_p0_given_1) / 2
             row["single_qubit_error"] = row["gate_error"]
             row["drift_multiplier"] = eff.drift_multipliers[i]
+            scale, offset = state.drive_corrections.get(i, NO_CORRECTION)
+            row["drive_correction"] = {"amplitude_scale": scale, "frequency_offset_mhz": offset}
             row["overridden"] = sorted(state.qubit_overrides.get(i, {}))
-        return described
+        return {"at": when.isoformat(), **described}
 
     def qubits(self, db, project_id: str, backend_id: str) -> list[dict[str, Any]]:
         return self.noise(db, project_id, backend_id)["qubits"]

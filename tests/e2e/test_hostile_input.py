@@ -208,6 +208,42 @@ CASES: list[tuple[str, str, str, dict, int, str]] = [
      422, "invalid_request"),
     ("a project id with a path in it", "GET", "/api/chips",
      {"headers": {"X-Project-Id": "../default"}}, 400, "invalid_project"),
+    # -- job result formats and drive corrections ------------------------------------
+    ("a result format nobody knows", "POST", f"{TWIN}/jobs",
+     {"json": job(BELL, metadata={"result_format": "../../etc/passwd"})}, 422,
+     "invalid_result_format"),
+    ("a result format that is an object", "POST", f"{TWIN}/jobs",
+     {"json": job(BELL, metadata={"result_format": {"counts": 1}})}, 422,
+     "invalid_result_format"),
+    ("a drive correction scaling the pulses 10^6 times", "POST",
+     f"{TWIN}/controller/line_5/commands",
+     {"json": {"command_type": "set_drive_correction",
+               "payload": {"qubit": 0, "amplitude_scale": 1e6}}}, 422, "invalid_payload"),
+    # -- calibration runs ------------------------------------------------------------
+    *[
+        (f"a calibration run with {what}", "POST", "/api/calibrations/run",
+         {"json": {"chip_id": "ht", "tasks": ["CheckT1"], "qids": ["0"], **body}}, status, code)
+        for what, body, status, code in (
+            ("a task named like a path", {"tasks": ["../../etc/passwd"]}, 422, "unknown_task"),
+            ("10^9 sweep points", {"run_parameters": {"CheckT1": {"points": 10**9}}}, 422,
+             "invalid_run_parameter"),
+            ("a delay guess of 10^300 µs", {"run_parameters": {"CheckT1": {"t1_guess_us": 1e300}}},
+             422, "invalid_run_parameter"),
+            ("10^5 sequence lengths", {"tasks": ["RandomizedBenchmarking"],
+             "run_parameters": {"RandomizedBenchmarking": {"lengths": [1] * 10**5}}}, 422,
+             "invalid_run_parameter"),
+            ("a run parameter that is an object", {"run_parameters": {"CheckT1": {"shots": {}}}},
+             422, "invalid_run_parameter"),
+            ("2,000 qubits", {"qids": [str(q) for q in range(2000)]}, 422, "invalid_request"),
+            ("a negative seed", {"seed": -1}, 422, "invalid_request"),
+            ("a qubit the chip lacks", {"qids": ["7"]}, 422, "unknown_qid"),
+            ("a chip not bound to the twin", {"chip_id": "h1"}, 422, "chip_not_on_twin"),
+        )
+    ],
+    ("a chip bound to a backend that does not exist", "POST", "/api/chips",
+     {"json": {"chip_id": "hb", "backend_id": "../../etc"}}, 422, "invalid_request"),
+    ("a chip bound to an unknown backend", "POST", "/api/chips",
+     {"json": {"chip_id": "hb", "backend_id": "nosuch"}}, 422, "invalid_backend"),
 ]  # fmt: skip
 
 # Bytes of the server's own files that must never come back in an answer.
@@ -225,6 +261,8 @@ def api(served: Serve) -> httpx.Client:
     client = served.client()
     client.timeout = 60
     assert client.post("/api/chips", json={"chip_id": "h1", "size": 16}).status_code == 200
+    bound = client.post("/api/chips", json={"chip_id": "ht", "backend_id": "line_5"})
+    assert bound.status_code == 200, bound.text
     client.post("/api/executions", json={"execution_id": "hx", "chip_id": "h1"}).raise_for_status()
     return client
 
@@ -395,3 +433,43 @@ def test_one_project_cannot_starve_another(served, api):
     assert api.get(f"{TWIN}/jobs/{flood[1]}").json()["status"] in ("QUEUED", "RUNNING")
     for j in flood:
         api.delete(f"{TWIN}/jobs/{j}")
+
+
+# -- task names in paths (adapters/http/tasks.py): a page is found by a key of TASKS only
+KNOWLEDGE = "/api/tasks/{}/knowledge"
+TASK_NAME_CASES: list[tuple[str, str, str, dict, int, str]] = [
+    ("a task name with an encoded traversal", "GET", KNOWLEDGE.format("..%2F..%2Fjwt.secret"),
+     {}, 404, "not_found"),
+    ("a task name with a traversal to the markdown", "GET",
+     KNOWLEDGE.format("..%2Fcalibration%2Ftasks.py") + "/markdown", {}, 404, "not_found"),
+    ("a task name that is ..", "GET", KNOWLEDGE.format("%2E%2E") + "/markdown", {}, 404,
+     "task_not_found"),
+    ("a task name with backslashes", "GET", KNOWLEDGE.format("..%5C..%5Cjwt.secret") + "/markdown",
+     {}, 404, "task_not_found"),
+    ("a task name with a NUL", "GET", KNOWLEDGE.format("CheckT1%00"), {}, 404, "task_not_found"),
+    ("a task name with a NUL and the page's suffix", "GET",
+     KNOWLEDGE.format("CheckT1%00.md") + "/markdown", {}, 404, "task_not_found"),
+    ("a task name that is the page's file name", "GET", KNOWLEDGE.format("CheckT1.md") + "/markdown",
+     {}, 404, "task_not_found"),
+    ("a task name that is a module of the package", "GET",
+     KNOWLEDGE.format("__init__") + "/markdown", {}, 404, "task_not_found"),
+    ("a task name of 10,000 characters", "GET", KNOWLEDGE.format("A" * 10_000), {}, 422,
+     "invalid_request"),
+    ("a task name of 129 characters", "GET", KNOWLEDGE.format("C" * 129) + "/markdown", {}, 422,
+     "invalid_request"),
+    ("a task backend filter of 10,000 characters", "GET", "/api/tasks",
+     {"params": {"backend": "x" * 10_000}}, 422, "invalid_request"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", TASK_NAME_CASES, ids=[c[0] for c in TASK_NAME_CASES])
+def test_a_hostile_task_name_gets_a_coded_4xx_and_no_file(served, api, case):
+    before = served.health()["store_position"]
+    r = send(api, case)
+    assert (r.status_code, r.json().get("code")) == (case[4], case[5]), r.text[:500]
+    assert r.json().get("message"), "every refusal says why"
+    assert len(r.text) < 2_000, "the name is not echoed in full"
+    assert not any(leak in r.text for leak in (*LEAKS, "import ", "OPENQASM", "## "))
+    secret = (served.data_dir / "jwt.secret").read_text().strip()
+    assert secret[:16] not in r.text
+    assert served.health()["store_position"] == before

@@ -91,6 +91,13 @@ ACCESS = {
     ("GET", "/api/executions"): VIEWER,
     ("POST", "/api/executions"): EDITOR,
     ("GET", "/api/executions/{execution_id}"): VIEWER,
+    ("GET", "/api/executions/lock-status"): VIEWER,
+    ("POST", "/api/calibrations/run"): EDITOR,
+    ("GET", "/api/tasks"): VIEWER,
+    ("GET", "/api/backends"): VIEWER,
+    ("GET", "/api/task-knowledge"): USER,
+    ("GET", "/api/tasks/{task_name}/knowledge"): USER,
+    ("GET", "/api/tasks/{task_name}/knowledge/markdown"): USER,
     ("GET", "/api/tasks/{task_id}/result"): VIEWER,
     ("POST", "/api/executions/{execution_id}/tasks"): EDITOR,
     ("POST", "/api/executions/{execution_id}/complete"): EDITOR,
@@ -233,7 +240,7 @@ def test_every_route_refuses_exactly_the_callers_it_should(served: Serve):
         params = {"project_id": project, "username": "nobody-here", "key_id": "0" * 16}
         if path == "/api/admin/projects/{project_id}":  # the walked one is deleted by now
             params["project_id"] = spare
-        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id", "metric", "name", "backend_id", "job_id", "session_id", "round_index")})  # fmt: skip
+        url = path.format_map({k: params.get(k, "none") for k in ("project_id", "username", "key_id", "chip_id", "qid", "coupling_id", "execution_id", "flow_run_id", "task_id", "entity_id", "metric", "name", "backend_id", "job_id", "session_id", "round_index", "task_name")})  # fmt: skip
         for caller in (None, "viewer", "editor", "other", "admin"):
             headers = {"X-Project-Id": project}
             if caller is not None:

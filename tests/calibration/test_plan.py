@@ -1,0 +1,48 @@
+"""Cutting a task's sweep into twin jobs, and reading the jobs' marginal counts back."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from calibration.plan import jobs_for, p1_of, qubit_groups
+from calibration.tasks import TASKS, Sweep
+
+
+@given(
+    sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=80),
+    max_circuits=st.integers(1, 30),
+    max_bytes=st.integers(5000, 40_000),
+)
+def test_jobs_cover_the_sweep_in_order_within_both_limits(sizes, max_circuits, max_bytes):
+    sweep = Sweep([float(i) for i in range(len(sizes))], ["x" * n for n in sizes], "x")
+    jobs = jobs_for(sweep, 0, max_circuits, max_bytes)
+    assert [c for job in jobs for c in job.circuits] == sweep.circuits
+    assert [job.first for job in jobs] == list(
+        np.cumsum([0] + [len(j.circuits) for j in jobs[:-1]])
+    )
+    for job in jobs:
+        assert 1 <= len(job.circuits) <= max_circuits
+        assert sum(len(c) for c in job.circuits) <= max_bytes
+
+
+def test_randomized_benchmarking_groups_qubits_and_other_tasks_do_not():
+    qubits = list(range(64))
+    assert [len(g) for g in qubit_groups(TASKS["RandomizedBenchmarking"], qubits)] == [6] * 10 + [4]
+    assert qubit_groups(TASKS["CheckT1"], qubits) == [qubits]
+
+
+def test_p1_is_the_share_of_shots_reading_one_per_clbit_in_sweep_order():
+    jobs = [
+        [{"circuit_index": 0, "shots": 100, "marginals": [10, 90]}],
+        [{"circuit_index": 0, "shots": 100, "marginals": [20, 80]},
+         {"circuit_index": 1, "shots": 100, "marginals": [30, 70]}],
+    ]  # fmt: skip
+    assert p1_of(jobs, 2).tolist() == [[0.1, 0.2, 0.3], [0.9, 0.8, 0.7]]
+
+
+def test_every_task_counts_its_circuits_before_building_them():
+    for task in TASKS.values():
+        params = task.run_params(None)
+        assert task.circuit_count(params) == len(task.sweep(8, [0, 1], params).circuits)
