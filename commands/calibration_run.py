@@ -10,6 +10,7 @@ the circuits as twin jobs, and records the task results like any other client.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from commands.models import Command, Ident, Name
 from commands.twin import current_files
 from commands.unit_of_work import UnitOfWork
 from domain.chip import Chip, chip_key
-from domain.errors import InvalidInput, NotFound, Unavailable
+from domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from domain.events import CommandContext
 from domain.execution import Execution, execution_key
 from domain.topology import Layout
@@ -71,22 +72,22 @@ def backend_layout(uow: UnitOfWork, project_id: str, backend_id: str):
     return backend, layout
 
 
-def _resolved_tasks(cmd: RunCalibration) -> list[dict[str, Any]]:
-    unknown = [t for t in cmd.tasks if t not in TASKS]
+def _resolved_tasks(names: list[str], given: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise InvalidInput(f"unknown task {unknown}; known: {sorted(TASKS)}", code="unknown_task")
-    if len(set(cmd.tasks)) != len(cmd.tasks):
+    if len(set(names)) != len(names):
         raise InvalidInput("a task is named twice", code="duplicate_task_name")
-    stray = sorted(set(cmd.run_parameters) - set(cmd.tasks))
+    stray = sorted(set(given) - set(names))
     if stray:
         raise InvalidInput(
             f"run_parameters for {stray}, which this run does not include",
             code="invalid_run_parameter",
         )
     tasks = []
-    for name in cmd.tasks:
+    for name in names:
         try:
-            params = TASKS[name].run_params(cmd.run_parameters.get(name))
+            params = TASKS[name].run_params(given.get(name))
         except RunParameterError as err:
             raise InvalidInput(f"{name}: {err}", code="invalid_run_parameter") from None
         tasks.append({"name": name, "run_parameters": params})
@@ -130,22 +131,47 @@ def _check_size(backend: Any, tasks: list[dict[str, Any]], qubits: int) -> None:
 
 
 def handle_run_calibration(cmd: RunCalibration, ctx: CommandContext, uow: UnitOfWork, _: Caller):
-    chip = uow.get(Chip, chip_key(ctx.project_id, cmd.chip_id))
+    return _dispatch(
+        ctx,
+        uow,
+        cmd,
+        chip_id=cmd.chip_id,
+        tasks=cmd.tasks,
+        qids=cmd.qids,
+        given=cmd.run_parameters,
+        seed=cmd.seed,
+    )
+
+
+def _dispatch(
+    ctx: CommandContext,
+    uow: UnitOfWork,
+    cmd: RunCalibration | ReExecuteCalibration,
+    *,
+    chip_id: str,
+    tasks: list[str],
+    qids: list[str],
+    given: dict[str, dict[str, Any]],
+    seed: int | None,
+    source_execution_id: str = "",
+    source_task_id: str = "",
+):
+    """Check a run in full, then start, dispatch and lock in one commit."""
+    chip = uow.get(Chip, chip_key(ctx.project_id, chip_id))
     if chip is None:
-        raise NotFound(f"chip '{cmd.chip_id}' does not exist", code="chip_not_found")
+        raise NotFound(f"chip '{chip_id}' does not exist", code="chip_not_found")
     if not chip.backend_id:
         raise InvalidInput(
-            f"chip '{cmd.chip_id}' is not bound to a twin backend; register a chip with"
+            f"chip '{chip_id}' is not bound to a twin backend; register a chip with"
             " backend_id to run calibrations on the twin",
             code="chip_not_on_twin",
         )
     backend, _layout = backend_layout(uow, ctx.project_id, chip.backend_id)
-    tasks = _resolved_tasks(cmd)
-    _check_qids(chip, cmd.qids)
-    _check_size(backend, tasks, len(cmd.qids))
+    resolved = _resolved_tasks(tasks, given)
+    _check_qids(chip, qids)
+    _check_size(backend, resolved, len(qids))
     chip.check_can_lock()
     existing = uow.get(Execution, execution_key(ctx.project_id, cmd.execution_id))
-    seed = cmd.seed
     if seed is None:
         seed = int.from_bytes(hashlib.sha256(ctx.command_id.bytes).digest()[:8]) >> 1
 
@@ -153,8 +179,8 @@ def handle_run_calibration(cmd: RunCalibration, ctx: CommandContext, uow: UnitOf
     execution = Execution.start(
         ctx,
         execution_id=cmd.execution_id,
-        chip_id=cmd.chip_id,
-        name=cmd.name or ", ".join(cmd.tasks),
+        chip_id=chip_id,
+        name=cmd.name or ", ".join(tasks),
         flow_name=CALIBRATION_FLOW,
         tags=tuple(cmd.tags),
         note=dict(cmd.note),
@@ -164,14 +190,109 @@ def handle_run_calibration(cmd: RunCalibration, ctx: CommandContext, uow: UnitOf
     execution.dispatch(
         ctx,
         backend_id=chip.backend_id,
-        qids=tuple(cmd.qids),
-        tasks=tuple(tasks),
+        qids=tuple(qids),
+        tasks=tuple(resolved),
         seed=seed,
-        source_execution_id=cmd.source_execution_id or "",
-        source_task_id=cmd.source_task_id or "",
+        source_execution_id=source_execution_id,
+        source_task_id=source_task_id,
     )
     chip.lock(ctx, cmd.execution_id)
     return uow.stage(execution, chip)
 
 
-CALIBRATION_RUN_HANDLERS = {RunCalibration: handle_run_calibration}
+class ReExecuteCalibration(Command):
+    """Run again what a calibration run (or one of its task results) ran: the same tasks,
+    qubits, run parameters and twin seed, from the source's recorded plan, with
+    overrides. The new run names its source."""
+
+    SUBJECT = "calibration.re_execute"
+    execution_id: Ident  # the new run's
+    source_execution_id: Ident
+    source_task_id: Ident | None = None  # just this task result's task, on its qubit
+    # A run parameter for every task that takes it ({"shots": 500}), or per task
+    # ({"CheckT1": {"points": 30}}). Strings holding numbers or lists are read as JSON
+    # (the reference sends strings).
+    parameter_overrides: dict[Name, Any] = Field(default_factory=dict, max_length=50)
+    seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None  # None: the source's seed
+    name: Annotated[str, Field(max_length=200)] = ""
+    tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    note: dict[str, Any] = Field(default_factory=dict)
+
+
+def _as_value(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _overridden(plan_tasks: list[dict[str, Any]], overrides: dict[str, Any]):
+    """Each task's run parameters: the source's, with the overrides that apply to it."""
+    names = {t["name"] for t in plan_tasks}
+    for key, value in overrides.items():
+        if key in TASKS and key not in names:
+            raise InvalidInput(
+                f"parameter_overrides for {key}, which the source did not run",
+                code="invalid_run_parameter",
+            )
+        if key in TASKS and not isinstance(value, dict):
+            raise InvalidInput(f"parameter_overrides.{key} must be an object",
+                               code="invalid_run_parameter")  # fmt: skip
+    flat = {k: _as_value(v) for k, v in overrides.items() if k not in TASKS}
+    takers = {k for t in plan_tasks for k in TASKS[t["name"]].parameters if k in flat}
+    if set(flat) - takers:
+        raise InvalidInput(
+            f"no task of the source takes {sorted(set(flat) - takers)}",
+            code="invalid_run_parameter",
+        )
+    given = {}
+    for task in plan_tasks:
+        params = dict(task["run_parameters"])
+        params |= {k: v for k, v in flat.items() if k in TASKS[task["name"]].parameters}
+        params |= {k: _as_value(v) for k, v in overrides.get(task["name"], {}).items()}
+        given[task["name"]] = params
+    return given
+
+
+def handle_re_execute(cmd: ReExecuteCalibration, ctx: CommandContext, uow: UnitOfWork, _: Caller):
+    source = uow.get(Execution, execution_key(ctx.project_id, cmd.source_execution_id))
+    if source is None:
+        raise NotFound(
+            f"execution '{cmd.source_execution_id}' does not exist", code="execution_not_found"
+        )
+    if source.plan is None:
+        raise Conflict(
+            f"execution '{cmd.source_execution_id}' was recorded from outside qledger: there"
+            " is no plan of it to run again",
+            code="execution_not_reexecutable",
+        )
+    plan_tasks, qids = source.plan["tasks"], source.plan["qids"]
+    if cmd.source_task_id is not None:
+        if cmd.source_task_id not in source.task_targets:
+            raise NotFound(
+                f"execution '{cmd.source_execution_id}' has no task '{cmd.source_task_id}'",
+                code="task_not_found",
+            )
+        task_name, qid = source.task_targets[cmd.source_task_id]
+        plan_tasks = [t for t in plan_tasks if t["name"] == task_name]
+        qids = [qid]
+    return _dispatch(
+        ctx,
+        uow,
+        cmd,
+        chip_id=source.chip_id,
+        tasks=[t["name"] for t in plan_tasks],
+        qids=list(qids),
+        given=_overridden(plan_tasks, cmd.parameter_overrides),
+        seed=cmd.seed if cmd.seed is not None else source.plan["seed"],
+        source_execution_id=cmd.source_execution_id,
+        source_task_id=cmd.source_task_id or "",
+    )
+
+
+CALIBRATION_RUN_HANDLERS = {
+    RunCalibration: handle_run_calibration,
+    ReExecuteCalibration: handle_re_execute,
+}

@@ -118,7 +118,8 @@ class Execution(Aggregate):
     def __init__(self, aggregate_id) -> None:
         super().__init__(aggregate_id)
         self.task_ids: set[str] = set()
-        self.dispatched = False  # run by qledger's calibration runner
+        self.task_targets: dict[str, tuple[str, str]] = {}  # task id -> (task name, qid)
+        self.plan: dict[str, Any] | None = None  # what qledger's runner was asked to run
 
     @classmethod
     def start(
@@ -152,7 +153,7 @@ class Execution(Aggregate):
 
     def dispatch(self, ctx: CommandContext, **plan: Any) -> None:
         """Right after start: the run qledger itself carries out."""
-        if self.dispatched or self.status != RUNNING:
+        if self.plan is not None or self.status != RUNNING:
             raise Conflict(f"execution '{self.execution_id}' is already dispatched",
                            code="execution_dispatched")  # fmt: skip
         self._trigger(CalibrationDispatched, ctx, execution_id=self.execution_id,
@@ -219,10 +220,12 @@ class Execution(Aggregate):
         self.started_at = e.occurred_at
 
     def _on_CalibrationDispatched(self, e: CalibrationDispatched) -> None:
-        self.dispatched = True
+        self.plan = {"backend_id": e.backend_id, "qids": list(e.qids), "seed": e.seed,
+                     "tasks": [dict(t) for t in e.tasks]}  # fmt: skip
 
     def _on_TaskResultRecorded(self, e: TaskResultRecorded) -> None:
         self.task_ids.add(e.task_id)
+        self.task_targets[e.task_id] = (e.task_name, e.qid)
 
     def _on_TaskResultExclusionSet(self, e: TaskResultExclusionSet) -> None:
         pass  # read models act on it; no rule of the aggregate depends on it

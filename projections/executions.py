@@ -25,6 +25,7 @@ EXECUTION = Table(
         ("start_at", "TIMESTAMPTZ"),
         ("end_at", "TIMESTAMPTZ"),
         ("position", "BIGINT"),
+        ("source_execution_id", "VARCHAR"),  # a re-execution: the run it repeats
     ),
     (("project_id", "execution_id"), ("project_id", "chip_id")),
 )
@@ -49,6 +50,7 @@ TASK = Table(
         ("end_at", "TIMESTAMPTZ"),
         ("recorded_at", "TIMESTAMPTZ"),
         ("position", "BIGINT"),
+        ("source_task_id", "VARCHAR"),  # the task result this one repeats
     ),
     (("project_id", "task_id"), ("project_id", "execution_id"), ("task_id",)),
 )
@@ -66,12 +68,13 @@ class ExecutionProjector(Projector):
     handles = frozenset(
         {
             "calibration.ExecutionStarted",
+            "calibration.CalibrationDispatched",
             "calibration.TaskResultRecorded",
             "calibration.ExecutionFinished",
         }
     )
     tables = (EXECUTION, TASK, FIGURE)
-    schema_version = 3  # 3: figure names
+    schema_version = 4  # 3: figure names; 4: re-executions
 
     def apply(self, batch: Sequence[Envelope], tx: ViewTx) -> None:
         tasks = []
@@ -104,6 +107,7 @@ class ExecutionProjector(Projector):
                         "end_at": p["end_at"],
                         "recorded_at": env["recorded_at"],
                         "position": env["position"],
+                        "source_task_id": p["run_parameters"].get("source_task_id"),
                     }
                 )
                 continue
@@ -126,9 +130,17 @@ class ExecutionProjector(Projector):
                             "note_json": to_json(p["note"]),
                             "start_at": env["occurred_at"],
                             "position": env["position"],
+                            "source_execution_id": None,
                         }
                     ],
                 )
+            elif kind == "calibration.CalibrationDispatched":
+                if p.get("source_execution_id"):
+                    tx.execute(
+                        "UPDATE execution SET source_execution_id = ? WHERE project_id = ?"
+                        " AND execution_id = ?",
+                        [p["source_execution_id"], env["project_id"], p["execution_id"]],
+                    )
             else:
                 tx.execute(
                     "UPDATE execution SET status = ?, message = ?, end_at = ?"
@@ -249,7 +261,20 @@ def get_execution(db: ViewReader, project_id: str, execution_id: str) -> dict[st
         "tags": summary["tags"],
         "chip_id": r["chip_id"],
         "message": r["message"] or "",  # qledger's: how it ended (a run's results and times)
+        "source_execution_id": r["source_execution_id"],
+        "re_executions": _re_executions(
+            db, project_id, "execution", "execution_id", "source_execution_id", execution_id
+        ),  # fmt: skip
     }
+
+
+def _re_executions(db: ViewReader, project_id: str, table: str, key: str, source: str, of: str):
+    """The ids of the runs (or task results) that repeated this one, oldest first."""
+    rows = db.rows(
+        f"SELECT {key} FROM {table} WHERE project_id = ? AND {source} = ? ORDER BY position",
+        [project_id, of],
+    )
+    return [r[key] for r in rows]
 
 
 def get_task_result(db: ViewReader, project_id: str, task_id: str) -> dict[str, Any] | None:
@@ -275,8 +300,10 @@ def get_task_result(db: ViewReader, project_id: str, task_id: str) -> dict[str, 
         "output_parameters": orjson.loads(t["output_json"]),
         "run_parameters": orjson.loads(t["run_json"]),
         "tags": orjson.loads(t["tags_json"]),
-        "source_task_id": None,
-        "re_executions": [],
+        "source_task_id": t["source_task_id"],
+        "re_executions": _re_executions(
+            db, project_id, "task_result", "task_id", "source_task_id", task_id
+        ),  # fmt: skip
         "start_at": iso(t["start_at"]),
         "end_at": iso(t["end_at"]),
         "elapsed_time": _elapsed(t["start_at"], t["end_at"]),

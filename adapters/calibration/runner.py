@@ -89,6 +89,8 @@ class Run:
     tasks: list[dict[str, Any]]
     seed: int
     recorded: set[str] = field(default_factory=set)  # task ids already recorded
+    source_execution_id: str = ""  # a re-execution: the run it repeats
+    source_task_id: str = ""  # ... or the one task result it repeats
     finished: str | None = None  # completed | failed | cancelled, once the log says so
     timings: Timings = field(default_factory=Timings)
 
@@ -99,6 +101,16 @@ class Run:
 
     def task_id(self, index: int, qid: str) -> str:
         return f"{self.short}-{index}-{qid}"
+
+    def source_of(self, index: int, qid: str) -> str | None:
+        """The task result this one repeats, if the run is a re-execution. A repeated
+        run keeps its source's task order, so the source's id follows as ours does."""
+        if self.source_task_id:
+            return self.source_task_id
+        if self.source_execution_id:
+            source = f"{self.project_id}/{self.source_execution_id}".encode()
+            return f"{hashlib.sha256(source).hexdigest()[:12]}-{index}-{qid}"
+        return None
 
     def job_id(self, index: int, job: int) -> str:
         return f"cal-{self.short}-{index}-{job}"
@@ -116,6 +128,10 @@ class TaskPlan:
     sweeps: list[Sweep]
     jobs: list[Job]
     ids: list[str]  # the jobs' ids
+
+
+def _source(task_id: str | None) -> dict[str, str]:
+    return {"source_task_id": task_id} if task_id else {}
 
 
 def _name(blob: bytes, kind: str) -> str:
@@ -144,6 +160,8 @@ class CalibrationRunner:
             self.runs[(project, p["execution_id"])] = Run(
                 project, p["execution_id"], p["chip_id"], p["backend_id"], list(p["qids"]),
                 list(p["tasks"]), int(p["seed"]),
+                source_execution_id=p.get("source_execution_id", ""),
+                source_task_id=p.get("source_task_id", ""),
             )  # fmt: skip
         elif kind == "calibration.TaskResultRecorded":
             run = self.runs.get((project, p["execution_id"]))
@@ -387,6 +405,7 @@ class CalibrationRunner:
                 for name, v in outcome.values.items()
             },
             run_parameters={**plan.params, "seed": run.seed, "backend_id": run.backend_id,
+                            **_source(run.source_of(plan.index, qid)),
                             "quality": {k: v for k, v in outcome.quality.items() if np.isfinite(v)}},
             figure_path=[figures[0]],
             json_figure_path=[figures[1]],

@@ -6,7 +6,9 @@ lock, the loop that a Rabi result closes, and the run's bad inputs."""
 from __future__ import annotations
 
 import hashlib
+import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +46,7 @@ def finished(api: httpx.Client, execution_id: str) -> dict:
     while time.monotonic() < deadline:
         r = api.get(f"/api/executions/{execution_id}")
         if r.status_code == 200 and r.json()["status"] != "running":
-            return r.json()
+            return r.json() | {"execution_id": execution_id}
         time.sleep(0.5)
     raise AssertionError(f"execution {execution_id} did not end within {RUN_BUDGET} s")
 
@@ -82,7 +84,7 @@ def chip(api: httpx.Client) -> dict:
 @pytest.fixture(scope="module")
 def first_run(api: httpx.Client, chip) -> dict:
     execution_id = run(api, ["CheckT1", "CheckRabi"])
-    return finished(api, execution_id) | {"execution_id": execution_id}
+    return finished(api, execution_id)
 
 
 def test_a_run_locks_its_chip_until_it_is_cancelled(api, chip):
@@ -224,3 +226,92 @@ def test_bad_chip_registrations_are_refused(api, body, code):
     r = api.post("/api/chips", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["code"] == code
+
+
+def test_a_re_execution_repeats_its_source_bit_for_bit(api, first_run):
+    """The same plan and seed on the same twin state give the same numbers (drift is
+    frozen: the twin's error rates otherwise move with the clock)."""
+    command = {"command_type": "policy_update", "payload": {"drift_multiplier": 0}}
+    assert api.post(f"{TWIN}/controller/{BACKEND}/commands", json=command).status_code == 200
+    source = finished(api, run(api, ["CheckT1"], qids=["4", "5"]))
+    r = api.post(f"/api/executions/{source['execution_id']}/re-execute", json={})
+    assert r.status_code == 200, r.text
+    again = finished(api, r.json()["execution_id"])
+    assert outputs(again, "CheckT1") == outputs(source, "CheckT1")
+    assert again["source_execution_id"] == source["execution_id"]
+    assert api.get(f"/api/executions/{source['execution_id']}").json()["re_executions"] == [
+        r.json()["execution_id"]
+    ]
+    first = next(t for t in source["task"] if t["qid"] == "4")
+    repeated = next(t for t in again["task"] if t["qid"] == "4")
+    seen = api.get(f"/api/tasks/{repeated['task_id']}/result").json()
+    assert seen["source_task_id"] == first["task_id"]
+
+    # One task result, again, with an override (the reference sends strings).
+    r = api.post(f"/api/task-results/{first['task_id']}/re-execute",
+                 json={"parameter_overrides": {"shots": "500"}})  # fmt: skip
+    assert r.status_code == 200, r.text
+    single = finished(api, r.json()["execution_id"])
+    [task] = single["task"]
+    assert (task["qid"], task["run_parameters"]["shots"]) == ("4", 500)
+    assert task["run_parameters"]["source_task_id"] == first["task_id"]
+    original = api.get(f"/api/tasks/{first['task_id']}/result").json()
+    assert sorted(original["re_executions"]) == sorted([repeated["task_id"], task["task_id"]])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/api/executions/nosuch/re-execute", {}, 404, "execution_not_found"),
+        ("/api/executions/outside/re-execute", {}, 409, "execution_not_reexecutable"),
+        ("/api/task-results/nosuch/re-execute", {}, 404, "not_found"),
+        ("/api/executions/{run}/re-execute", {"parameter_overrides": {"gain": 2}}, 422,
+         "invalid_run_parameter"),
+        ("/api/executions/{run}/re-execute", {"parameter_overrides": {"shots": "many"}}, 422,
+         "invalid_run_parameter"),
+        ("/api/executions/{run}/re-execute", {"parameter_overrides": {"CheckT9": {}}}, 422,
+         "invalid_run_parameter"),
+    ],
+)  # fmt: skip
+def test_bad_re_executions_are_refused(api, first_run, path, body, status, code):
+    api.post("/api/executions", json={"chip_id": "twin64", "execution_id": "outside"})
+    r = api.post(path.format(run=first_run["execution_id"]), json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["code"] == code
+
+
+def test_a_run_killed_midway_resumes_after_a_restart_with_each_result_once(tmp_path: Path):
+    """SIGKILL while a run records its results; on restart the runner reads the log and
+    carries on: every task result exactly once, the run completed, the chip free."""
+    serve = Serve(tmp_path, None).start()
+    try:
+        api = serve.client()
+        api.timeout = 30
+        api.post("/api/chips", json={"chip_id": "k64", "backend_id": BACKEND}).raise_for_status()
+        qids = [str(q) for q in range(8)]
+        tasks = ["CheckT1", "CheckRabi", "ReadoutFidelity"]
+        r = api.post("/api/calibrations/run",
+                     json={"chip_id": "k64", "tasks": tasks, "qids": qids, "seed": 5})  # fmt: skip
+        execution_id = r.json()["execution_id"]
+        deadline = time.monotonic() + RUN_BUDGET
+        recorded = 0
+        while not recorded and time.monotonic() < deadline:
+            seen = api.get(f"/api/executions/{execution_id}")
+            recorded = len(seen.json()["task"]) if seen.status_code == 200 else 0
+            time.sleep(0.05)
+        serve.proc.send_signal(signal.SIGKILL)
+        serve.proc.wait(timeout=10)
+        assert 0 < recorded < len(tasks) * len(qids), "the kill landed mid-run"
+
+        serve.start()
+        api = serve.client()
+        api.timeout = 30
+        done = finished(api, execution_id)
+        assert done["status"] == "completed", done["message"]
+        pairs = Counter((t["name"], t["qid"]) for t in done["task"])
+        assert pairs == Counter({(t, q): 1 for t in tasks for q in qids})
+        assert api.get("/api/executions/lock-status").json()["lock"] is False
+    finally:
+        if serve.proc.poll() is None:
+            serve.proc.send_signal(signal.SIGTERM)
+            serve.proc.wait(timeout=30)

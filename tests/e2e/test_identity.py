@@ -93,6 +93,8 @@ ACCESS = {
     ("GET", "/api/executions/{execution_id}"): VIEWER,
     ("GET", "/api/executions/lock-status"): VIEWER,
     ("POST", "/api/calibrations/run"): EDITOR,
+    ("POST", "/api/executions/{execution_id}/re-execute"): EDITOR,
+    ("POST", "/api/task-results/{task_id}/re-execute"): EDITOR,
     ("GET", "/api/tasks"): VIEWER,
     ("GET", "/api/backends"): VIEWER,
     ("GET", "/api/task-knowledge"): USER,
