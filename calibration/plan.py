@@ -1,19 +1,15 @@
-"""How a task's circuits become twin jobs, and the jobs' answers become P(1) per qubit.
+"""How a task's circuits become twin jobs.
 
-A task runs on its qubits in groups (at most `max_qubits_per_circuit` per circuit), one
-sweep per group; each sweep is cut into jobs that keep within the backend's circuits per
-job and the bus's message size. The answers come back per circuit as the number of
-shots in which each classical bit read 1 (the twin's "marginals" results): clbit i is
-the i-th qubit of the group.
+A task runs on its targets in groups (Task.groups), one sweep per group; each sweep is
+cut into jobs that keep within the backend's circuits per job and the bus's message
+size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from calibration.tasks import Sweep, Task
+from calibration.tasks import Sweep
 
 # A job's command must fit one bus message (1 MiB, of which the gateway takes 256 KiB
 # per command) with its envelope: the circuits' text is kept well below that.
@@ -25,11 +21,6 @@ class Job:
     group: int  # index of the qubit group
     first: int  # index of the job's first circuit in the group's sweep
     circuits: list[str]
-
-
-def qubit_groups(task: Task, qubits: list[int]) -> list[list[int]]:
-    step = task.max_qubits_per_circuit
-    return [qubits[i : i + step] for i in range(0, len(qubits), step)]
 
 
 def jobs_for(sweep: Sweep, group: int, max_circuits: int, max_bytes: int = MAX_JOB_TEXT_BYTES):
@@ -47,12 +38,3 @@ def jobs_for(sweep: Sweep, group: int, max_circuits: int, max_bytes: int = MAX_J
     if first < len(sweep.circuits):
         jobs.append(Job(group, first, sweep.circuits[first:]))
     return jobs
-
-
-def p1_of(results: list[list[dict]], clbits: int) -> np.ndarray:
-    """(clbits, circuits) P(1), from the jobs' results in sweep order."""
-    columns = [np.asarray(r["marginals"], dtype=float) / r["shots"] for job in results for r in job]
-    table = np.stack(columns, axis=1)
-    if table.shape[0] != clbits:
-        raise ValueError(f"results carry {table.shape[0]} clbits, expected {clbits}")
-    return table

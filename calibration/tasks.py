@@ -65,6 +65,11 @@ class Outcome:
     y: list[float]
     y_err: list[float]
     quality: dict[str, float] = field(default_factory=dict)
+    target: str = ""  # the qid it is about, when not the qubit itself ("3-4": a coupling)
+
+    @property
+    def qid(self) -> str:
+        return self.target or str(self.qubit)
 
 
 def circuit(num_qubits: int, qubits: list[int], body: dict[int, list[str]]) -> str:
@@ -84,9 +89,26 @@ def marginal_p1(counts: dict[str, int], clbit: int) -> float:
     return ones / shots if shots else float("nan")
 
 
+def p1_table(results: list[list[dict]], clbits: int) -> np.ndarray:
+    """(clbits, circuits) P(1), from jobs' "marginals" results in sweep order (each
+    result: how many shots read 1 per classical bit)."""
+    columns = [np.asarray(r["marginals"], dtype=float) / r["shots"] for job in results for r in job]
+    table = np.stack(columns, axis=1)
+    if table.shape[0] != clbits:
+        raise ValueError(f"results carry {table.shape[0]} clbits, expected {clbits}")
+    return table
+
+
+def targets_of(task: Task, qids: list[str]) -> list[str]:
+    """The qids of a run that a task runs on: qubits ("3"), or couplings ("3-4")."""
+    return [q for q in qids if ("-" in q) == (task.task_type == "coupling")]
+
+
 class Task:
     name: ClassVar[str]
     description: ClassVar[str]
+    task_type: ClassVar[str] = "qubit"  # what its qids name: "qubit" or "coupling"
+    result_format: ClassVar[str] = "marginals"  # what it needs of the twin's results
     inputs: ClassVar[tuple[str, ...]] = ()  # parameters it reads (their current versions)
     outputs: ClassVar[tuple[Output, ...]]
     parameters: ClassVar[dict[str, Param]] = {"shots": shots(2000)}
@@ -99,6 +121,24 @@ class Task:
 
     def analyze(self, qubit: int, x: np.ndarray, p1: np.ndarray, shots: int, params) -> Outcome:
         raise NotImplementedError
+
+    def groups(self, targets: list[str]) -> list[list[str]]:
+        """The targets that share circuits (one circuit per sweep point covers a group)."""
+        step = self.max_qubits_per_circuit
+        return [targets[i : i + step] for i in range(0, len(targets), step)]
+
+    def build(self, num_qubits: int, group: list[str], params: dict[str, Any]) -> Sweep:
+        return self.sweep(num_qubits, [int(q) for q in group], params)
+
+    def analyze_group(
+        self, group: list[str], sweep: Sweep, results: list[list[dict]], params: dict[str, Any]
+    ) -> list[Outcome]:
+        """Every target's outcome from its group's job results (in sweep order)."""
+        p1 = p1_table(results, len(group))
+        x = np.asarray(sweep.x)
+        return [
+            self.analyze(int(q), x, p1[c], params["shots"], params) for c, q in enumerate(group)
+        ]
 
     def run_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """The run parameters with `given` applied; RunParameterError if one is unknown
@@ -120,7 +160,9 @@ class Task:
     def _gate(self, qubit: int, fit: Fit, x, y, err, values, errors) -> Outcome:
         """The verdict: a fit that converged, explains the data (R²) and gives finite
         values with errors smaller than the values themselves."""
-        data = dict(x=list(map(float, x)), y=list(map(float, y)), y_err=list(map(float, err)))
+        data: dict[str, Any] = dict(
+            x=list(map(float, x)), y=list(map(float, y)), y_err=list(map(float, err))
+        )
         quality = {"r_squared": fit.r_squared, "reduced_chi2": fit.reduced_chi2}
         if not fit.ok:
             return Outcome(qubit, {}, {}, False, fit.reason, fit, **data, quality=quality)
@@ -402,3 +444,6 @@ TASKS: dict[str, Task] = {
         RandomizedBenchmarking(),
     )
 }
+
+# Two-qubit tasks live in their own module and add themselves to TASKS when it loads.
+import calibration.two_qubit  # noqa: E402, F401

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from calibration.params import RunParameterError
-from calibration.tasks import TASKS
+from calibration.tasks import TASKS, targets_of
 from commands.authorization import Caller
 from commands.models import Command, Ident, Name
 from commands.twin import current_files
@@ -94,23 +93,28 @@ def _resolved_tasks(names: list[str], given: dict[str, dict[str, Any]]) -> list[
     return tasks
 
 
-def _check_qids(chip: Chip, qids: list[str]) -> None:
+def _check_qids(chip: Chip, qids: list[str], tasks: list[dict[str, Any]]) -> None:
+    """Every qid is a qubit or a coupling of the chip, and every task has some of the
+    kind it runs on (qubit tasks the qubits, coupling tasks the couplings)."""
     if len(set(qids)) != len(qids):
         raise InvalidInput("a qubit is named twice", code="duplicate_qid")
     for qid in qids:
-        if qid not in chip.qubits:
+        if qid not in chip.qubits and qid not in chip.couplings:
             raise InvalidInput(
-                f"'{qid}' is not a qubit of chip '{chip.chip_id}'"
-                + (
-                    " (it is a coupling; these tasks run on qubits)"
-                    if qid in chip.couplings
-                    else ""
-                ),
+                f"'{qid}' is neither a qubit nor a coupling of chip '{chip.chip_id}'",
                 code="unknown_qid",
+            )
+    for task in tasks:
+        spec = TASKS[task["name"]]
+        if not targets_of(spec, qids):
+            raise InvalidInput(
+                f"{spec.name} runs on {spec.task_type}s; none of the qids is one"
+                " (a qubit is named '3', a coupling '3-4')",
+                code="no_targets",
             )
 
 
-def _check_size(backend: Any, tasks: list[dict[str, Any]], qubits: int) -> None:
+def _check_size(backend: Any, tasks: list[dict[str, Any]], qids: list[str]) -> None:
     total = 0
     for task in tasks:
         spec, params = TASKS[task["name"]], task["run_parameters"]
@@ -120,7 +124,7 @@ def _check_size(backend: Any, tasks: list[dict[str, Any]], qubits: int) -> None:
                 f" {backend.limits.max_shots}",
                 code="invalid_run_parameter",
             )
-        groups = math.ceil(qubits / spec.max_qubits_per_circuit)
+        groups = len(spec.groups(targets_of(spec, qids)))
         total += spec.circuit_count(params) * groups
     if total > MAX_RUN_CIRCUITS:
         raise InvalidInput(
@@ -168,8 +172,8 @@ def _dispatch(
         )
     backend, _layout = backend_layout(uow, ctx.project_id, chip.backend_id)
     resolved = _resolved_tasks(tasks, given)
-    _check_qids(chip, qids)
-    _check_size(backend, resolved, len(qids))
+    _check_qids(chip, qids, resolved)
+    _check_size(backend, resolved, qids)
     chip.check_can_lock()
     existing = uow.get(Execution, execution_key(ctx.project_id, cmd.execution_id))
     if seed is None:

@@ -42,15 +42,34 @@ def render(task: Task, outcome: Outcome, x_label: str, *, chip: str = "", dpi: i
     ax = fig.add_subplot()
     if task.name == "ReadoutFidelity" and outcome.ok:
         _assignment_matrix(ax, outcome)
+    elif task.name == "BellStateFidelity":
+        _correlators(ax, outcome)
     else:
         _curve(ax, task, outcome, x_label)
-    where = f"{chip} Q{outcome.qubit}" if chip else f"Q{outcome.qubit}"
+    where = f"{chip} {_target(outcome)}" if chip else _target(outcome)
     ax.set_title(f"{task.name} · {where}", fontsize=11, loc="left")
     verdict = _value_line(task, outcome) if outcome.ok else f"failed: {outcome.reason}"
     fig.suptitle(verdict, fontsize=9, color="#333333" if outcome.ok else FIT, x=0.02, ha="left")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _target(outcome: Outcome) -> str:
+    return f"coupling {outcome.qid}" if "-" in outcome.qid else f"Q{outcome.qid}"
+
+
+def _correlators(ax, outcome: Outcome) -> None:
+    """A Bell pair's three measured correlators against |Φ+>'s ideal +1, +1, −1."""
+    ax.bar([0, 1, 2], [1, 1, -1], width=0.6, color="none", edgecolor="#999999",
+           linestyle="--", label="ideal |Φ+>")  # fmt: skip
+    ax.errorbar([0, 1, 2], outcome.y, yerr=outcome.y_err, fmt="o", ms=6, color=DATA,
+                label="measured (raw)")  # fmt: skip
+    ax.set_xticks([0, 1, 2], ["<ZZ>", "<XX>", "<YY>"])
+    ax.set_ylim(-1.15, 1.15)
+    ax.axhline(0, color="#333333", lw=0.6)
+    ax.grid(alpha=0.25, axis="y")
+    ax.legend(fontsize=8, loc="lower left")
 
 
 def _assignment_matrix(ax, outcome: Outcome) -> None:
@@ -106,9 +125,9 @@ def raw_data(task: Task, outcome: Outcome, x_label: str, *, chip: str = "") -> b
         dense = np.linspace(x.min(), x.max(), 200)
         traces.append({"type": "scatter", "mode": "lines", "name": f"fit ({fit.model})",
                        "x": _finite(dense), "y": _finite(fit.curve(dense))})  # fmt: skip
-    where = f"{chip} Q{outcome.qubit}" if chip else f"Q{outcome.qubit}"
+    where = f"{chip} {_target(outcome)}" if chip else _target(outcome)
     meta = {
-        "task": task.name, "qubit": outcome.qubit, "ok": outcome.ok, "reason": outcome.reason,
+        "task": task.name, "qubit": outcome.qubit, "qid": outcome.qid, "ok": outcome.ok, "reason": outcome.reason,
         "values": outcome.values, "errors": outcome.errors,
         "quality": {k: v for k, v in outcome.quality.items() if math.isfinite(v)},
     }  # fmt: skip

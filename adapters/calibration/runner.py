@@ -35,8 +35,8 @@ from adapters.commandbus import CommandWriter
 from adapters.eventstore import EventStore, envelope
 from adapters.figures import FigureStore
 from adapters.twin.catalog import TwinCatalog, backends_for
-from calibration.plan import Job, jobs_for, p1_of, qubit_groups
-from calibration.tasks import TASKS, Outcome, Sweep, Task
+from calibration.plan import Job, jobs_for
+from calibration.tasks import TASKS, Outcome, Sweep, Task, targets_of
 from commands.models import (
     CompleteExecution,
     FailExecution,
@@ -277,13 +277,13 @@ class CalibrationRunner:
     async def _plan(self, run: Run) -> list[TaskPlan]:
         t0 = time.perf_counter()
         backend = self._backend(run)
-        qubits = [int(q) for q in run.qids]
 
         def build(index: int, spec: dict[str, Any]) -> TaskPlan:
             task, params = TASKS[spec["name"]], spec["run_parameters"]
-            todo = [q for q in run.qids if run.task_id(index, q) not in run.recorded]
-            groups = qubit_groups(task, qubits) if todo else []
-            sweeps = [task.sweep(backend.device.num_qubits, g, params) for g in groups]
+            targets = targets_of(task, run.qids)
+            todo = [q for q in targets if run.task_id(index, q) not in run.recorded]
+            groups = task.groups(targets) if todo else []
+            sweeps = [task.build(backend.device.num_qubits, g, params) for g in groups]
             jobs = [job for g, sw in enumerate(sweeps)
                     for job in jobs_for(sw, g, backend.limits.max_circuits_per_job)]  # fmt: skip
             ids = [run.job_id(index, j) for j in range(len(jobs))]
@@ -304,7 +304,8 @@ class CalibrationRunner:
 
     async def _submit(self, run: Run, plan: TaskPlan) -> None:
         shots = plan.params["shots"]
-        metadata = {"seed": run.seed, "optimization_level": 0, "result_format": "marginals"}
+        metadata = {"seed": run.seed, "optimization_level": 0,
+                    "result_format": plan.task.result_format}  # fmt: skip
         for job_id, job in zip(plan.ids, plan.jobs, strict=True):
             if (run.project_id, job_id) in self.jobs or run.finished is not None:
                 continue
@@ -355,11 +356,9 @@ class CalibrationRunner:
         def fit() -> list[Outcome]:
             results = []
             for g, (group, sweep) in enumerate(zip(plan.groups, plan.sweeps, strict=True)):
-                p1 = p1_of([outcomes[j] for j, job in enumerate(plan.jobs) if job.group == g],
-                           len(group))  # fmt: skip
-                x = np.asarray(sweep.x)
-                results += [task.analyze(q, x, p1[c], params["shots"], params)
-                            for c, q in enumerate(group) if str(q) in plan.todo]  # fmt: skip
+                ours = [outcomes[j] for j, job in enumerate(plan.jobs) if job.group == g]
+                results += [o for o in task.analyze_group(group, sweep, ours, params)
+                            if o.qid in plan.todo]  # fmt: skip
             return results
 
         results = await asyncio.to_thread(fit)
@@ -391,11 +390,12 @@ class CalibrationRunner:
     async def _record(
         self, run: Run, plan: TaskPlan, outcome: Outcome, figures: tuple[str, str], started
     ) -> None:
-        task, qid = plan.task, str(outcome.qubit)
+        task, qid = plan.task, outcome.qid
         units = {o.name: o.unit for o in task.outputs}
         result = TaskResultIn(
             task_id=run.task_id(plan.index, qid),
             task_name=task.name,
+            task_type=task.task_type,  # type: ignore[arg-type]
             qid=qid,
             status="completed" if outcome.ok else "failed",
             message=outcome.reason,

@@ -11,10 +11,26 @@ from calibration.tasks import TASKS
 from domain.figures import figure_name
 
 
+def bell(task, params):
+    """One coupling's five circuits as count tables: parities +0.9, +0.9, -0.9 and a
+    readout flipping 2 % of bits."""
+    n = params["shots"]
+    even, odd = int(n * 0.95), n - int(n * 0.95)
+    counts = [{"00": even // 2, "11": even - even // 2, "01": odd}] * 2
+    counts.append({"01": even // 2, "10": even - even // 2, "00": odd})
+    counts += [{"00": int(n * 0.96), "01": n - int(n * 0.96)},
+               {"11": int(n * 0.96), "10": n - int(n * 0.96)}]  # fmt: skip
+    sweep = task.build(2, ["0-1"], params)
+    results = [[{"counts": c, "shots": n} for c in counts]]
+    return task, sweep, task.analyze_group(["0-1"], sweep, results, params)[0]
+
+
 def synthetic(name: str):
     """A task's own sweep with P(1) from its own model at plausible values."""
     task = TASKS[name]
     params = task.run_params(None)
+    if task.task_type == "coupling":
+        return bell(task, params)
     sweep = task.sweep(2, [0], params)
     x = np.array(sweep.x)
     p1 = {

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calibration.plan import jobs_for, p1_of, qubit_groups
-from calibration.tasks import TASKS, Sweep
+from calibration.plan import jobs_for
+from calibration.tasks import TASKS, Sweep, p1_table
 
 
 @given(
@@ -27,10 +27,17 @@ def test_jobs_cover_the_sweep_in_order_within_both_limits(sizes, max_circuits, m
         assert sum(len(c) for c in job.circuits) <= max_bytes
 
 
-def test_randomized_benchmarking_groups_qubits_and_other_tasks_do_not():
-    qubits = list(range(64))
-    assert [len(g) for g in qubit_groups(TASKS["RandomizedBenchmarking"], qubits)] == [6] * 10 + [4]
-    assert qubit_groups(TASKS["CheckT1"], qubits) == [qubits]
+def test_groups_follow_what_each_task_can_share_in_a_circuit():
+    qubits = [str(q) for q in range(64)]
+    assert [len(g) for g in TASKS["RandomizedBenchmarking"].groups(qubits)] == [6] * 10 + [4]
+    assert TASKS["CheckT1"].groups(qubits) == [qubits]
+    # Couplings: disjoint pairs, at most four to a circuit.
+    couplings = [f"{q}-{q + 1}" for q in range(11)]
+    groups = TASKS["BellStateFidelity"].groups(couplings)
+    assert sorted(c for g in groups for c in g) == sorted(couplings)
+    for group in groups:
+        used = [int(q) for c in group for q in c.split("-")]
+        assert len(group) <= 4 and len(used) == len(set(used))
 
 
 def test_p1_is_the_share_of_shots_reading_one_per_clbit_in_sweep_order():
@@ -39,10 +46,11 @@ def test_p1_is_the_share_of_shots_reading_one_per_clbit_in_sweep_order():
         [{"circuit_index": 0, "shots": 100, "marginals": [20, 80]},
          {"circuit_index": 1, "shots": 100, "marginals": [30, 70]}],
     ]  # fmt: skip
-    assert p1_of(jobs, 2).tolist() == [[0.1, 0.2, 0.3], [0.9, 0.8, 0.7]]
+    assert p1_table(jobs, 2).tolist() == [[0.1, 0.2, 0.3], [0.9, 0.8, 0.7]]
 
 
 def test_every_task_counts_its_circuits_before_building_them():
     for task in TASKS.values():
         params = task.run_params(None)
-        assert task.circuit_count(params) == len(task.sweep(8, [0, 1], params).circuits)
+        group = task.groups(["0-1", "2-3"] if task.task_type == "coupling" else ["0", "1"])[0]
+        assert task.circuit_count(params) == len(task.build(8, group, params).circuits)

@@ -178,7 +178,8 @@ def test_a_rabi_result_corrects_the_drive(api, first_run):
     [
         ({"tasks": ["CheckT9"]}, 422, "unknown_task"),
         ({"qids": ["99"]}, 422, "unknown_qid"),
-        ({"qids": ["0-1"]}, 422, "unknown_qid"),
+        ({"qids": ["0-1"]}, 422, "no_targets"),
+        ({"qids": ["0-9"]}, 422, "unknown_qid"),
         ({"qids": ["0", "0"]}, 422, "duplicate_qid"),
         ({"run_parameters": {"CheckT1": {"points": 10**9}}}, 422, "invalid_run_parameter"),
         ({"run_parameters": {"CheckT1": {"sweep": 3}}}, 422, "invalid_run_parameter"),
@@ -315,3 +316,18 @@ def test_a_run_killed_midway_resumes_after_a_restart_with_each_result_once(tmp_p
         if serve.proc.poll() is None:
             serve.proc.send_signal(signal.SIGTERM)
             serve.proc.wait(timeout=30)
+
+
+def test_a_bell_state_measures_each_coupling_of_a_run(api, first_run):
+    """A coupling task takes the run's couplings; its qubit tasks the plain qubits."""
+    execution = finished(api, run(api, ["ReadoutFidelity", "BellStateFidelity"],
+                                  qids=["0", "1", "0-1", "2-3"]))  # fmt: skip
+    assert execution["status"] == "completed", execution["message"]
+    assert sorted(outputs(execution, "ReadoutFidelity")) == ["0", "1"]
+    bell = outputs(execution, "BellStateFidelity")
+    assert sorted(bell) == ["0-1", "2-3"]
+    for out in bell.values():
+        f, sigma = out["bell_state_fidelity"]["value"], out["bell_state_fidelity"]["error"]
+        assert 0.9 < f < 1 and 0 < sigma < 0.02, out
+    task = next(t for t in execution["task"] if t["name"] == "BellStateFidelity")
+    assert task["task_type"] == "coupling"
