@@ -294,7 +294,7 @@ async def run_roles(
             time_limit=settings.twin_job_time_limit_seconds,
             memory_bytes=settings.twin_worker_memory_mb * 2**20,
         )
-        calibration_runner = CalibrationRunner(store, writer, figures, catalog)
+        calibration_runner = CalibrationRunner(store, writer, figures, catalog, checker)
         broker = command_broker(nats_url, writer, token_service(settings), checker)
         qec_bus = QecBus(nc, writer, token_service(settings))
         writer.on_replies = qec_bus.published

@@ -115,7 +115,7 @@ def main() -> None:
             chip = api.post("/api/chips", json={"chip_id": "bench", "backend_id": args.backend})
             chip.raise_for_status()
             qids = [str(q) for q in range(chip.json()["size"])]
-            couplings = api.get("/api/chips/bench/couplings", params={"limit": 1000}).json()
+            couplings = api.get("/api/chips/bench/couplings", params={"limit": 512}).json()
             qids += [c["qid"] for c in couplings["couplings"]]
             t0 = time.perf_counter()
             r = api.post("/api/calibrations/run",

@@ -43,11 +43,16 @@ class Output:
 
 @dataclass(frozen=True)
 class Sweep:
-    """The circuits of one run: x[i] is the sweep value of circuits[i]."""
+    """The circuits of one run: x[i] is the sweep value of circuits[i] (or, where qubits
+    sweep over their own values, `per_qubit[q][i]` is qubit q's)."""
 
     x: list[float]
     circuits: list[str]
     x_label: str
+    per_qubit: dict[int, list[float]] | None = None
+
+    def x_of(self, qubit: int) -> list[float]:
+        return self.per_qubit[qubit] if self.per_qubit else self.x
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,12 @@ def circuit(num_qubits: int, qubits: list[int], body: dict[int, list[str]]) -> s
     return " ".join(lines)
 
 
+def _body(text: str, qubit: int) -> list[str]:
+    """A one-qubit circuit's statements on `qubit`, without header and measurement."""
+    statements = [f"{s.strip()};" for s in text.split(";") if s.strip()]
+    return [s for s in statements if f"q[{qubit}]" in s and not s.startswith("measure")]
+
+
 def marginal_p1(counts: dict[str, int], clbit: int) -> float:
     """P(clbit reads 1) from a count table (bit 0 rightmost, as Qiskit prints)."""
     shots = sum(counts.values())
@@ -109,6 +120,10 @@ class Task:
     description: ClassVar[str]
     task_type: ClassVar[str] = "qubit"  # what its qids name: "qubit" or "coupling"
     result_format: ClassVar[str] = "marginals"  # what it needs of the twin's results
+    # (run parameter, parameter): the sweep is laid out around a guess, which for each
+    # qubit is the parameter's current value when it has one (the run parameter is the
+    # fallback). One circuit then sweeps each qubit over its own delays.
+    guess_from: ClassVar[tuple[str, str] | None] = None
     inputs: ClassVar[tuple[str, ...]] = ()  # parameters it reads (their current versions)
     outputs: ClassVar[tuple[Output, ...]]
     parameters: ClassVar[dict[str, Param]] = {"shots": shots(2000)}
@@ -127,17 +142,38 @@ class Task:
         step = self.max_qubits_per_circuit
         return [targets[i : i + step] for i in range(0, len(targets), step)]
 
-    def build(self, num_qubits: int, group: list[str], params: dict[str, Any]) -> Sweep:
-        return self.sweep(num_qubits, [int(q) for q in group], params)
+    def build(
+        self,
+        num_qubits: int,
+        group: list[str],
+        params: dict[str, Any],
+        guesses: dict[str, float] | None = None,
+    ) -> Sweep:
+        """The group's circuits. `guesses`: per qid, the guess its own delays follow
+        (tasks with `guess_from`); the others use the run parameter's."""
+        qubits = [int(q) for q in group]
+        if self.guess_from is None or not guesses:
+            return self.sweep(num_qubits, qubits, params)
+        key = self.guess_from[0]
+        # Each qubit's sweep as if it ran alone, then joined circuit by circuit (the
+        # sweeps of these tasks have the same number of circuits whatever the guess).
+        alone = {q: self.sweep(num_qubits, [q], {**params, key: guesses.get(str(q), params[key])})
+                 for q in qubits}  # fmt: skip
+        first = alone[qubits[0]]
+        circuits = [
+            circuit(num_qubits, qubits, {q: _body(alone[q].circuits[i], q) for q in qubits})
+            for i in range(len(first.circuits))
+        ]
+        return Sweep(first.x, circuits, first.x_label, {q: s.x for q, s in alone.items()})
 
     def analyze_group(
         self, group: list[str], sweep: Sweep, results: list[list[dict]], params: dict[str, Any]
     ) -> list[Outcome]:
         """Every target's outcome from its group's job results (in sweep order)."""
         p1 = p1_table(results, len(group))
-        x = np.asarray(sweep.x)
         return [
-            self.analyze(int(q), x, p1[c], params["shots"], params) for c, q in enumerate(group)
+            self.analyze(int(q), np.asarray(sweep.x_of(int(q))), p1[c], params["shots"], params)
+            for c, q in enumerate(group)
         ]
 
     def run_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
@@ -195,6 +231,7 @@ class CheckT1(Task):
     description = "Energy relaxation: X, a delay, measure. P(1) decays as e^(-t/T1)."
     inputs = ("t1",)
     outputs = (Output("t1", "us", "energy relaxation time"),)
+    guess_from = ("t1_guess_us", "t1")
     parameters = {
         "shots": shots(2000),
         "points": Param(24, 5, 200, "int", description="delays, log-spaced"),
@@ -227,6 +264,7 @@ class CheckRamsey(Task):
         Output("t2_star", "us", "Ramsey dephasing time"),
         Output("detuning", "MHz", "qubit frequency minus drive frequency"),
     )
+    guess_from = ("t2_guess_us", "t2_star")
     parameters = {
         "shots": shots(2000),
         "points": Param(41, 5, 200, "int", description="delays, evenly spaced"),
@@ -276,6 +314,7 @@ class CheckT2Echo(Task):
     description = "Hahn echo: sx, t/2, x, t/2, sx, measure. The echo undoes slow detuning; P(1) decays to 1/2 with T2echo."
     inputs = ("t2_echo",)
     outputs = (Output("t2_echo", "us", "Hahn-echo coherence time"),)
+    guess_from = ("t2_guess_us", "t2_echo")
     parameters = {
         "shots": shots(2000),
         "points": Param(30, 5, 200, "int", description="total delays, log-spaced"),

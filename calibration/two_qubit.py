@@ -78,7 +78,13 @@ class BellStateFidelity(Task):
     def circuit_count(self, params: dict[str, Any]) -> int:
         return len(BASES)
 
-    def build(self, num_qubits: int, group: list[str], params: dict[str, Any]) -> Sweep:
+    def build(
+        self,
+        num_qubits: int,
+        group: list[str],
+        params: dict[str, Any],
+        guesses: dict[str, float] | None = None,
+    ) -> Sweep:
         pairs = [_pair(c) for c in group]
         qubits = [q for pair in pairs for q in pair]
         circuits = []

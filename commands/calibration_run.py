@@ -25,6 +25,7 @@ from domain.chip import Chip, chip_key
 from domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from domain.events import CommandContext
 from domain.execution import Execution, execution_key
+from domain.parameters import ParameterSeries, series_key
 from domain.topology import Layout
 
 # Circuits one run may ask of the twin, over all its tasks and qubit groups: a full
@@ -93,6 +94,24 @@ def _resolved_tasks(names: list[str], given: dict[str, dict[str, Any]]) -> list[
     return tasks
 
 
+def _current_guesses(uow: UnitOfWork, project_id: str, chip_id: str, task, qids: list[str]):
+    """Per qubit, the current value of the parameter the task's sweep is laid around,
+    where it has one within the run parameter's bounds (a wild value would lay the sweep
+    where nothing happens: the default is the better guess then)."""
+    if task.guess_from is None:
+        return {}
+    key, parameter = task.guess_from
+    bounds = task.parameters[key]
+    found = {}
+    for qid in targets_of(task, qids):
+        series = uow.get(ParameterSeries, series_key(project_id, chip_id, qid, parameter))
+        value = series.latest_value if series is not None else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if bounds.low <= value <= bounds.high:
+                found[qid] = float(value)
+    return found
+
+
 def _check_qids(chip: Chip, qids: list[str], tasks: list[dict[str, Any]]) -> None:
     """Every qid is a qubit or a coupling of the chip, and every task has some of the
     kind it runs on (qubit tasks the qubits, coupling tasks the couplings)."""
@@ -159,8 +178,11 @@ def _dispatch(
     seed: int | None,
     source_execution_id: str = "",
     source_task_id: str = "",
+    guesses: dict[str, dict[str, float]] | None = None,
 ):
-    """Check a run in full, then start, dispatch and lock in one commit."""
+    """Check a run in full, then start, dispatch and lock in one commit. `guesses`: per
+    task, the per-qubit guesses to lay sweeps around (a re-execution repeats its
+    source's); None: each qubit's current value of the task's `guess_from` parameter."""
     chip = uow.get(Chip, chip_key(ctx.project_id, chip_id))
     if chip is None:
         raise NotFound(f"chip '{chip_id}' does not exist", code="chip_not_found")
@@ -174,6 +196,12 @@ def _dispatch(
     resolved = _resolved_tasks(tasks, given)
     _check_qids(chip, qids, resolved)
     _check_size(backend, resolved, qids)
+    for task in resolved:
+        task["guesses"] = (
+            guesses.get(task["name"], {})
+            if guesses is not None
+            else _current_guesses(uow, ctx.project_id, chip_id, TASKS[task["name"]], qids)
+        )
     chip.check_can_lock()
     existing = uow.get(Execution, execution_key(ctx.project_id, cmd.execution_id))
     if seed is None:
@@ -260,6 +288,10 @@ def _overridden(plan_tasks: list[dict[str, Any]], overrides: dict[str, Any]):
     return given
 
 
+def _only(guesses: dict[str, float], qids: list[str]) -> dict[str, float]:
+    return {q: v for q, v in guesses.items() if q in qids}
+
+
 def handle_re_execute(cmd: ReExecuteCalibration, ctx: CommandContext, uow: UnitOfWork, _: Caller):
     source = uow.get(Execution, execution_key(ctx.project_id, cmd.source_execution_id))
     if source is None:
@@ -291,6 +323,7 @@ def handle_re_execute(cmd: ReExecuteCalibration, ctx: CommandContext, uow: UnitO
         qids=list(qids),
         given=_overridden(plan_tasks, cmd.parameter_overrides),
         seed=cmd.seed if cmd.seed is not None else source.plan["seed"],
+        guesses={t["name"]: _only(t.get("guesses", {}), qids) for t in plan_tasks},
         source_execution_id=cmd.source_execution_id,
         source_task_id=cmd.source_task_id or "",
     )

@@ -61,6 +61,7 @@ class ParameterSeries(Aggregate):
         super().__init__(aggregate_id)
         self.valid_from: list[datetime] = []
         self.entity_ids: list[str] = []
+        self.latest_value: Value | None = None  # what a calibration run starts from
 
     @property
     def latest_version(self) -> int:
@@ -121,3 +122,4 @@ class ParameterSeries(Aggregate):
     def _on_ParameterVersionRecorded(self, e: ParameterVersionRecorded) -> None:
         self.valid_from.append(e.valid_from)
         self.entity_ids.append(e.entity_id)
+        self.latest_value = e.value

@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 
 from adapters.calibration.figures import raw_data, render
-from adapters.commandbus import CommandWriter
+from adapters.commandbus import CommandWriter, prepared
 from adapters.eventstore import EventStore, envelope
 from adapters.figures import FigureStore
 from adapters.twin.catalog import TwinCatalog, backends_for
+from adapters.twin.checker import CircuitChecker
 from calibration.plan import Job, jobs_for
 from calibration.tasks import TASKS, Outcome, Sweep, Task, targets_of
 from commands.models import (
@@ -128,6 +129,14 @@ class TaskPlan:
     sweeps: list[Sweep]
     jobs: list[Job]
     ids: list[str]  # the jobs' ids
+    guesses: dict[str, float] | None = None  # per qid: the guess its sweep was laid around
+
+    def guess_of(self, qid: str) -> dict[str, float]:
+        """The run parameter as this qubit's sweep used it (its own guess, if it had one)."""
+        spec = self.task.guess_from
+        if spec is None or not self.guesses or qid not in self.guesses:
+            return {}
+        return {spec[0]: self.guesses[qid]}
 
 
 def _source(task_id: str | None) -> dict[str, str]:
@@ -141,9 +150,17 @@ def _name(blob: bytes, kind: str) -> str:
 
 class CalibrationRunner:
     def __init__(
-        self, store: EventStore, writer: CommandWriter, figures: FigureStore, catalog: TwinCatalog
+        self,
+        store: EventStore,
+        writer: CommandWriter,
+        figures: FigureStore,
+        catalog: TwinCatalog,
+        checker: CircuitChecker | None = None,
     ) -> None:
         self.store, self.writer, self.figures, self.catalog = store, writer, figures, catalog
+        # Jobs' circuits are sized in the checker's child process, as the bus's are: in
+        # the writer, parsing a 64-qubit RB run's circuits held every command for a minute.
+        self.checker = checker
         self.runs: dict[tuple[str, str], Run] = {}
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}  # outcomes of the runner's jobs
         self.files: dict[str, dict[str, str]] = defaultdict(dict)  # project -> config writes
@@ -283,11 +300,12 @@ class CalibrationRunner:
             targets = targets_of(task, run.qids)
             todo = [q for q in targets if run.task_id(index, q) not in run.recorded]
             groups = task.groups(targets) if todo else []
-            sweeps = [task.build(backend.device.num_qubits, g, params) for g in groups]
+            guesses = spec.get("guesses") or None
+            sweeps = [task.build(backend.device.num_qubits, g, params, guesses) for g in groups]
             jobs = [job for g, sw in enumerate(sweeps)
                     for job in jobs_for(sw, g, backend.limits.max_circuits_per_job)]  # fmt: skip
             ids = [run.job_id(index, j) for j in range(len(jobs))]
-            return TaskPlan(index, task, params, todo, groups, sweeps, jobs, ids)
+            return TaskPlan(index, task, params, todo, groups, sweeps, jobs, ids, guesses)
 
         plans = await asyncio.to_thread(
             lambda: [build(i, spec) for i, spec in enumerate(run.tasks)]
@@ -404,7 +422,8 @@ class CalibrationRunner:
                 name: OutputParameter(value=v, unit=units.get(name, ""), error=outcome.errors[name])
                 for name, v in outcome.values.items()
             },
-            run_parameters={**plan.params, "seed": run.seed, "backend_id": run.backend_id,
+            run_parameters={**plan.params, **plan.guess_of(qid),
+                            "seed": run.seed, "backend_id": run.backend_id,
                             **_source(run.source_of(plan.index, qid)),
                             "quality": {k: v for k, v in outcome.quality.items() if np.isfinite(v)}},
             figure_path=[figures[0]],
@@ -454,4 +473,4 @@ class CalibrationRunner:
             received_at=datetime.now(UTC),
         )
         sub = Submission(command, ctx, credential=SYSTEM, project=run.project_id)
-        return await self.writer.submit(sub)
+        return await prepared(sub, self.checker) or await self.writer.submit(sub)

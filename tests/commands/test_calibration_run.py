@@ -85,3 +85,23 @@ def test_bad_requests_are_refused_before_anything_is_recorded(sqlite_store, cata
     (reply,) = send(sqlite_store, catalog, run("e1", **extra))
     assert (reply.status, reply.code) == ("rejected", code), reply
     assert sqlite_store.max_position() == before
+
+
+def test_a_run_lays_each_qubits_sweep_around_its_current_value(sqlite_store, catalog):
+    """Qubit 0 has a T1 on record: its delays follow it. Qubit 1 has none, and qubit 2's
+    is out of the guess's bounds: both keep the run parameter's guess."""
+    from datetime import UTC, datetime
+
+    from commands.models import OutputParameter, RecordTaskResult, StartExecution, TaskResultIn
+
+    send(sqlite_store, catalog, RegisterChip(chip_id="c64", backend_id="square_64"),
+         StartExecution(execution_id="seed", chip_id="c64"))  # fmt: skip
+    now = datetime.now(UTC)
+    for qid, value in (("0", 42.0), ("2", 10**6)):
+        task = TaskResultIn(task_id=f"s{qid}", task_name="Seed", qid=qid, start_at=now,
+                            end_at=now, output_parameters={"t1": OutputParameter(value=value)})  # fmt: skip
+        send(sqlite_store, catalog, RecordTaskResult(execution_id="seed", task=task))
+    (reply,) = send(sqlite_store, catalog, run("e1", qids=["0", "1", "2"]))
+    assert reply.status == "accepted", reply
+    execution = sqlite_store.load(Execution, execution_key("default", "e1"))
+    assert execution.plan["tasks"][0]["guesses"] == {"0": 42.0}
