@@ -18,7 +18,9 @@ from pydantic import Field
 from calibration.params import RunParameterError
 from calibration.tasks import TASKS, targets_of
 from commands.authorization import Caller
+from commands.backend_config import task_defaults
 from commands.models import Command, Ident, Name
+from commands.task_files import written_task_files
 from commands.twin import current_files
 from commands.unit_of_work import UnitOfWork
 from domain.chip import Chip, chip_key
@@ -72,7 +74,11 @@ def backend_layout(uow: UnitOfWork, project_id: str, backend_id: str):
     return backend, layout
 
 
-def _resolved_tasks(names: list[str], given: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _resolved_tasks(
+    names: list[str], given: dict[str, dict[str, Any]], defaults: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each task's run parameters: the request's, else the project's backend config's
+    (task files), else the task's own."""
     unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise InvalidInput(f"unknown task {unknown}; known: {sorted(TASKS)}", code="unknown_task")
@@ -87,7 +93,7 @@ def _resolved_tasks(names: list[str], given: dict[str, dict[str, Any]]) -> list[
     tasks = []
     for name in names:
         try:
-            params = TASKS[name].run_params(given.get(name))
+            params = TASKS[name].run_params({**defaults.get(name, {}), **given.get(name, {})})
         except RunParameterError as err:
             raise InvalidInput(f"{name}: {err}", code="invalid_run_parameter") from None
         tasks.append({"name": name, "run_parameters": params})
@@ -193,7 +199,8 @@ def _dispatch(
             code="chip_not_on_twin",
         )
     backend, _layout = backend_layout(uow, ctx.project_id, chip.backend_id)
-    resolved = _resolved_tasks(tasks, given)
+    defaults = task_defaults(written_task_files(uow, ctx.project_id))
+    resolved = _resolved_tasks(tasks, given, defaults)
     _check_qids(chip, qids, resolved)
     _check_size(backend, resolved, qids)
     for task in resolved:

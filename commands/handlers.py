@@ -23,6 +23,8 @@ from commands.models import (
     TaskResultIn,
 )
 from commands.refresh import REFRESH_HANDLERS
+from commands.seeds import SEED_HANDLERS
+from commands.task_files import TASK_FILE_HANDLERS
 from commands.twin import TWIN_HANDLERS
 from commands.twin_fpga import FPGA_HANDLERS
 from commands.twin_qec import QEC_HANDLERS
@@ -230,6 +232,8 @@ HANDLERS: dict[type[Command], Handler] = {
     FailExecution: handle_finish_execution,  # type: ignore[dict-item]
     CancelExecution: handle_finish_execution,  # type: ignore[dict-item]
     **CALIBRATION_RUN_HANDLERS,  # type: ignore[dict-item]
+    **SEED_HANDLERS,  # type: ignore[dict-item]
+    **TASK_FILE_HANDLERS,  # type: ignore[dict-item]
     **IDENTITY_HANDLERS,  # type: ignore[dict-item]
     **REFRESH_HANDLERS,  # type: ignore[dict-item]
     **TWIN_HANDLERS,  # type: ignore[dict-item]

@@ -8,6 +8,7 @@ from domain import (  # noqa: F401
     parameters,
     projects,
     refresh,
+    task_files,
     twin,
     twin_qec,
 )

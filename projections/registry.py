@@ -7,6 +7,7 @@ from projections.chips import ChipProjector
 from projections.executions import ExecutionProjector
 from projections.identity import IdentityProjector
 from projections.provenance import ProvenanceProjector
+from projections.task_files import TaskFilesProjector
 from projections.twin import TwinProjector
 from projections.twin_qec import QecProjector
 
@@ -19,4 +20,5 @@ def all_projectors() -> list[Projector]:
         IdentityProjector(),
         TwinProjector(),
         QecProjector(),
+        TaskFilesProjector(),
     ]

@@ -23,6 +23,8 @@ from adapters.http import (
     metrics,
     projects,
     provenance,
+    seeds,
+    task_files,
     task_results,
     tasks,
     twin_core,
@@ -158,12 +160,14 @@ def create_app(
     app.include_router(figures.router)  # before /api/executions/{execution_id}
     app.include_router(executions.router)
     app.include_router(calibrations.router)
+    app.include_router(seeds.router)  # /api/calibrations/seed-*, /api/calibrations/note
     app.include_router(provenance.router)
     app.include_router(metrics.router)
     app.include_router(metrics.chip_views)
     app.include_router(task_results.router)
     app.include_router(task_results.tags)
     app.include_router(tasks.router)
+    app.include_router(task_files.router)  # /api/task-files/...
     from adapters.http.asyncapi import router as asyncapi_document
 
     app.include_router(asyncapi_document)  # GET /api/asyncapi.json, open

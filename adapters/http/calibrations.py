@@ -56,7 +56,7 @@ async def run_calibration(
     return accepted_body(
         reply,
         execution_id=command.execution_id,
-        message=f"dispatched {', '.join(command.tasks)} on {len(command.qids)} qubits",
+        message=f"dispatched {', '.join(command.tasks)} on {len(command.qids)} targets",
     )
 
 

@@ -105,3 +105,16 @@ def test_a_run_lays_each_qubits_sweep_around_its_current_value(sqlite_store, cat
     assert reply.status == "accepted", reply
     execution = sqlite_store.load(Execution, execution_key("default", "e1"))
     assert execution.plan["tasks"][0]["guesses"] == {"0": 42.0}
+
+
+def test_the_projects_backend_config_sets_a_runs_defaults(sqlite_store, catalog):
+    """backend.yaml's defaults apply to runs dispatched after it was written; what a
+    request names still wins."""
+    from commands.task_files import WriteTaskFile
+
+    config = "defaults:\n  CheckT1: {shots: 500, points: 12}\n"
+    send(sqlite_store, catalog, RegisterChip(chip_id="c64", backend_id="square_64"),
+         WriteTaskFile(path="twin/backend.yaml", content=config))  # fmt: skip
+    send(sqlite_store, catalog, run("e1", run_parameters={"CheckT1": {"points": 30}}))
+    params = sqlite_store.load(Execution, execution_key("default", "e1")).plan["tasks"][0]
+    assert (params["run_parameters"]["shots"], params["run_parameters"]["points"]) == (500, 30)

@@ -93,10 +93,19 @@ ACCESS = {
     ("GET", "/api/executions/{execution_id}"): VIEWER,
     ("GET", "/api/executions/lock-status"): VIEWER,
     ("POST", "/api/calibrations/run"): EDITOR,
+    ("POST", "/api/calibrations/seed-import"): EDITOR,
+    ("GET", "/api/calibrations/seed-parameters/{chip_id}"): VIEWER,
+    ("GET", "/api/calibrations/seed-compare/{chip_id}"): VIEWER,
+    ("GET", "/api/calibrations/note"): VIEWER,
     ("POST", "/api/executions/{execution_id}/re-execute"): EDITOR,
     ("POST", "/api/task-results/{task_id}/re-execute"): EDITOR,
     ("GET", "/api/tasks"): VIEWER,
     ("GET", "/api/backends"): VIEWER,
+    **{
+        ("GET", f"/api/task-files/{p}"): VIEWER
+        for p in ("settings", "backends", "tree", "content", "history", "backend-config", "tasks")
+    },
+    ("PUT", "/api/task-files/content"): EDITOR,
     ("GET", "/api/task-knowledge"): USER,
     ("GET", "/api/tasks/{task_name}/knowledge"): USER,
     ("GET", "/api/tasks/{task_name}/knowledge/markdown"): USER,
