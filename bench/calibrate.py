@@ -48,7 +48,15 @@ def truth_of(row: dict) -> dict[str, float]:
     }  # fmt: skip
 
 
-RELATIVE = {"t1", "t2_star", "t2_echo"}  # the rest: absolute errors
+RELATIVE = {"t1", "t2_star", "t2_echo"}
+# RB is scored on the error it measures: |fitted - true| / (1 - true fidelity).
+UNIT = {**dict.fromkeys(RELATIVE, "rel"), "x90_gate_fidelity": "rel of 1-F"}
+
+
+def relative_error(name: str, diff: float, true: float) -> float:
+    if name == "x90_gate_fidelity":
+        return abs(diff) / (1 - true)
+    return abs(diff) / true if name in RELATIVE else abs(diff)  # the rest: absolute errors
 
 
 def main() -> None:
@@ -96,9 +104,9 @@ def main() -> None:
                 true = truth[o.qubit][out.name]
                 diff = o.values[out.name] - true
                 pulls.append(abs(diff) / o.errors[out.name] if o.errors[out.name] > 0 else np.inf)
-                errs.append(abs(diff) / true if out.name in RELATIVE else abs(diff))
+                errs.append(relative_error(out.name, diff, true))
             within = np.mean(np.array(pulls) <= 3) if pulls else float("nan")
-            unit = "rel" if out.name in RELATIVE else "abs"
+            unit = UNIT.get(out.name, "abs")
             print(f"{task.name:24} {out.name:18} {len(good):>2}/{len(outcomes):<2} {within:9.0%}"
                   f" {np.median(errs):9.4f} {np.max(errs):9.4f}  {unit}"
                   f"  {' / '.join(f'{s:.2f}' for s in stages)}")  # fmt: skip

@@ -33,11 +33,11 @@ import time
 import httpx
 import numpy as np
 
+from bench.calibrate import UNIT, relative_error
 from bench.harness import start
 from calibration.tasks import TASKS
 
 TWIN = "/api/v1/digital-twin"
-RELATIVE = {"t1", "t2_star", "t2_echo"}
 
 
 def truth_of(row: dict) -> dict[str, float]:
@@ -83,11 +83,11 @@ def score(execution: dict, truth: dict[str, dict[str, float]]) -> None:
                 true = truth[t["qid"]][out.name]
                 diff = got["value"] - true
                 pulls.append(abs(diff) / got["error"] if got["error"] else np.inf)
-                errs.append(abs(diff) / true if out.name in RELATIVE else abs(diff))
+                errs.append(relative_error(out.name, diff, true))
             ok = f"{len(pulls)}/{len(results)}"
             within = np.mean(np.array(pulls) <= 3) if pulls else float("nan")
             print(f"{name:24} {out.name:18} {ok:>5} {within:9.0%} {np.median(errs):9.4f}"
-                  f" {np.max(errs):9.4f}  {'rel' if out.name in RELATIVE else 'abs'}")  # fmt: skip
+                  f" {np.max(errs):9.4f}  {UNIT.get(out.name, 'abs')}")  # fmt: skip
 
 
 def job_ms(api: httpx.Client, execution_id: str, tasks: int) -> float:

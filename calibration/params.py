@@ -39,6 +39,8 @@ class Param:
 
     def _number(self, name: str, value: Any, kind: str) -> Any:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and isinstance(value, int) and abs(value) > 2**53:  # float() would overflow
+            raise RunParameterError(f"{name} must be between {self.low:g} and {self.high:g}")
         if kind == "int":
             ok = ok and float(value).is_integer()
         if not ok or not math.isfinite(value):

@@ -27,9 +27,11 @@ from calibration.fits import (
     rb_decay,
     rotation_train,
 )
-from calibration.params import Param, resolve, shots
+from calibration.params import Param, RunParameterError, resolve, shots
 
 HEAD = 'OPENQASM 2.0; include "qelib1.inc";'
+# QASM text per circuit: the twin takes 64 KiB; the rest is margin.
+MAX_CIRCUIT_BYTES = 60_000
 # Outputs that are durations: a value whose error is as large as itself says nothing.
 TIME_CONSTANTS = frozenset({"t1", "t2_star", "t2_echo"})
 
@@ -137,10 +139,28 @@ class Task:
     def analyze(self, qubit: int, x: np.ndarray, p1: np.ndarray, shots: int, params) -> Outcome:
         raise NotImplementedError
 
-    def groups(self, targets: list[str]) -> list[list[str]]:
-        """The targets that share circuits (one circuit per sweep point covers a group)."""
-        step = self.max_qubits_per_circuit
+    def groups(self, targets: list[str], per_circuit: int | None = None) -> list[list[str]]:
+        """The targets that share circuits (one circuit per sweep point covers a group),
+        at most `per_circuit` (see qubits_per_circuit) to a circuit."""
+        step = per_circuit or self.max_qubits_per_circuit
         return [targets[i : i + step] for i in range(0, len(targets), step)]
+
+    def qubits_per_circuit(self, params: dict[str, Any], num_qubits: int) -> int:
+        """The task's own cap, lowered so that the longest circuit keeps within
+        MAX_CIRCUIT_BYTES: a long pulse train on many qubits would exceed what the twin
+        takes. Measured on one qubit's sweep (the last qubit writes the longest
+        statements), with a margin for sequences drawn at random."""
+        alone = self.sweep(num_qubits, [num_qubits - 1], params)
+        head = len(circuit(num_qubits, [], {}))
+        longest = max(len(c) for c in alone.circuits)
+        per_qubit = 1.1 * (longest - head) + 1
+        fits = int((MAX_CIRCUIT_BYTES - head) // per_qubit)
+        if fits < 1:
+            raise RunParameterError(
+                f"{self.name}: one qubit's circuit would be {longest} bytes, over the"
+                f" {MAX_CIRCUIT_BYTES} a circuit may take; ask for fewer points or pulses"
+            )
+        return min(self.max_qubits_per_circuit, fits)
 
     def build(
         self,
@@ -266,7 +286,7 @@ class CheckRamsey(Task):
     )
     guess_from = ("t2_guess_us", "t2_star")
     parameters = {
-        "shots": shots(2000),
+        "shots": shots(4000),
         "points": Param(41, 5, 200, "int", description="delays, evenly spaced"),
         "t2_guess_us": Param(50.0, 0.1, 10_000, description="delays span 0-2.5 x this"),
         "artificial_detuning_mhz": Param(
@@ -306,7 +326,12 @@ class CheckRamsey(Task):
             "t2_star": fit.errors.get("tau", float("nan")),
             "detuning": fit.errors.get("frequency", float("nan")),
         }
-        return self._gate(qubit, fit, x, p1, err, values, errors)
+        outcome = self._gate(qubit, fit, x, p1, err, values, errors)
+        # The fringes show |δ + Δ| only: a detuning beyond δ/2 either way may be aliased
+        # or of the wrong sign. It is recorded, but marked, and nothing acts on it.
+        outcome.quality["artificial_detuning_mhz"] = delta
+        outcome.quality["detuning_unambiguous"] = float(abs(values["detuning"]) < delta / 2)
+        return outcome
 
 
 class CheckT2Echo(Task):
@@ -316,7 +341,7 @@ class CheckT2Echo(Task):
     outputs = (Output("t2_echo", "us", "Hahn-echo coherence time"),)
     guess_from = ("t2_guess_us", "t2_echo")
     parameters = {
-        "shots": shots(2000),
+        "shots": shots(8000),
         "points": Param(30, 5, 200, "int", description="total delays, log-spaced"),
         "t2_guess_us": Param(50.0, 0.1, 10_000, description="delays span 0.02-4 x this"),
     }

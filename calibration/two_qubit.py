@@ -61,7 +61,10 @@ class BellStateFidelity(Task):
     min_r_squared = -math.inf  # no curve: the binomial errors are the quality
     x_label: ClassVar[str] = "measured correlator"
 
-    def groups(self, targets: list[str]) -> list[list[str]]:
+    def qubits_per_circuit(self, params: dict[str, Any], num_qubits: int) -> int:
+        return 2 * MAX_COUPLINGS_PER_CIRCUIT  # five short circuits: never near the limit
+
+    def groups(self, targets: list[str], per_circuit: int | None = None) -> list[list[str]]:
         """Couplings sharing no qubit, at most four to a circuit (greedy, in order)."""
         groups: list[list[str]] = []
         for coupling in targets:
@@ -120,7 +123,23 @@ class BellStateFidelity(Task):
             return Outcome(a, {}, {}, False, reason, None, **data)
         zz, xx, yy = raw / contrast
         fidelity = (1 + xx - yy + zz) / 4
-        error = float(np.sqrt(np.sum((sigma / contrast) ** 2)) / 4)
+        # The contrast is measured too: F = 1/4 + S/(4c) with S = ZZ + XX - YY raw, so
+        # dF/dc = -S/(4c²); each flip rate is the mean of two binomial estimates.
+        flip_var = [
+            (ones(counts[3], b) * (1 - ones(counts[3], b))
+             + ones(counts[4], b) * (1 - ones(counts[4], b))) / (4 * n)
+            for b in (bit, bit + 1)
+        ]  # fmt: skip
+        contrast_var = (2 * (1 - 2 * flips[1])) ** 2 * flip_var[0] + (
+            2 * (1 - 2 * flips[0])
+        ) ** 2 * flip_var[1]
+        total = raw[0] + raw[1] - raw[2]
+        error = float(
+            np.sqrt(
+                np.sum((sigma / contrast) ** 2) / 16
+                + (total / (4 * contrast**2)) ** 2 * contrast_var
+            )
+        )
         values, errors = {"bell_state_fidelity": float(fidelity)}, {"bell_state_fidelity": error}
         if not fidelity > 0.5:
             reason = f"F {fidelity:.3f} is not above 1/2: the pair is not entangled"

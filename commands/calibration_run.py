@@ -18,7 +18,7 @@ from pydantic import Field
 from calibration.params import RunParameterError
 from calibration.tasks import TASKS, targets_of
 from commands.authorization import Caller
-from commands.backend_config import task_defaults
+from commands.backend_config import offered_tasks, task_defaults
 from commands.models import Command, Ident, Name
 from commands.task_files import written_task_files
 from commands.twin import current_files
@@ -149,7 +149,11 @@ def _check_size(backend: Any, tasks: list[dict[str, Any]], qids: list[str]) -> N
                 f" {backend.limits.max_shots}",
                 code="invalid_run_parameter",
             )
-        groups = len(spec.groups(targets_of(spec, qids)))
+        try:
+            per_circuit = spec.qubits_per_circuit(params, backend.device.num_qubits)
+        except RunParameterError as err:
+            raise InvalidInput(str(err), code="invalid_run_parameter") from None
+        groups = len(spec.groups(targets_of(spec, qids), per_circuit))
         total += spec.circuit_count(params) * groups
     if total > MAX_RUN_CIRCUITS:
         raise InvalidInput(
@@ -199,17 +203,24 @@ def _dispatch(
             code="chip_not_on_twin",
         )
     backend, _layout = backend_layout(uow, ctx.project_id, chip.backend_id)
-    defaults = task_defaults(written_task_files(uow, ctx.project_id))
-    resolved = _resolved_tasks(tasks, given, defaults)
+    files = written_task_files(uow, ctx.project_id)
+    resolved = _resolved_tasks(tasks, given, task_defaults(files))
+    offered = offered_tasks(files)
+    not_offered = [t for t in tasks if t not in offered]
+    if not_offered:
+        raise InvalidInput(
+            f"the project's backend config (twin/backend.yaml) does not offer {not_offered}",
+            code="task_not_offered",
+        )
     _check_qids(chip, qids, resolved)
     _check_size(backend, resolved, qids)
+    chip.check_can_lock()
     for task in resolved:
         task["guesses"] = (
             guesses.get(task["name"], {})
             if guesses is not None
             else _current_guesses(uow, ctx.project_id, chip_id, TASKS[task["name"]], qids)
         )
-    chip.check_can_lock()
     existing = uow.get(Execution, execution_key(ctx.project_id, cmd.execution_id))
     if seed is None:
         seed = int.from_bytes(hashlib.sha256(ctx.command_id.bytes).digest()[:8]) >> 1
@@ -259,10 +270,12 @@ class ReExecuteCalibration(Command):
 
 
 def _as_value(value: Any) -> Any:
-    if isinstance(value, str):
+    """A string holding a number or a list of numbers, read as JSON (short strings only:
+    the body's own limits on depth and size do not reach into a string)."""
+    if isinstance(value, str) and len(value) <= 1000:
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
@@ -321,6 +334,12 @@ def handle_re_execute(cmd: ReExecuteCalibration, ctx: CommandContext, uow: UnitO
         task_name, qid = source.task_targets[cmd.source_task_id]
         plan_tasks = [t for t in plan_tasks if t["name"] == task_name]
         qids = [qid]
+        if not plan_tasks:
+            raise Conflict(
+                f"task '{cmd.source_task_id}' ({task_name}) was recorded from outside the"
+                " run's plan: there is nothing of it to run again",
+                code="task_not_reexecutable",
+            )
     return _dispatch(
         ctx,
         uow,

@@ -173,20 +173,31 @@ def _literal_attributes(node: ast.ClassDef) -> dict[str, str]:
     return found
 
 
+MAX_CLASSES = 200  # the shipped tasks.py defines 8; each costs a walk of its bases
+
+
 def task_classes(tree: ast.Module) -> list[TaskClass]:
     """The module's top-level classes deriving from Task, directly or through another
     class of the same module, in source order."""
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    if len(classes) > MAX_CLASSES:
+        raise InvalidInput(
+            f"the file defines {len(classes)} classes; a task file may define {MAX_CLASSES}",
+            code="too_many_classes",
+        )
+    # From Task down through the module's subclasses, once each (a base may be defined
+    # after its subclass): linear, where a fixed-point loop was quadratic.
+    subclasses: dict[str, list[str]] = {}
+    for node in classes:
+        for base in node.bases:
+            subclasses.setdefault(_base_name(base) or "", []).append(node.name)
     derived: set[str] = set()
-    changed = True
-    while changed:  # to a fixed point: a base may be defined after its subclass
-        changed = False
-        for node in classes:
-            if node.name not in derived and any(
-                _base_name(b) == "Task" or _base_name(b) in derived for b in node.bases
-            ):
-                derived.add(node.name)
-                changed = True
+    todo = list(subclasses.get("Task", []))
+    while todo:
+        name = todo.pop()
+        if name not in derived:
+            derived.add(name)
+            todo.extend(subclasses.get(name, []))
     attributes = {n.name: _literal_attributes(n) for n in classes}
     bases = {n.name: [_base_name(b) for b in n.bases] for n in classes}
 

@@ -18,7 +18,7 @@ from commands.authorization import Caller
 from commands.models import Command, Ident
 from commands.ports import TwinPort
 from commands.unit_of_work import UnitOfWork
-from domain.errors import NotFound, Unavailable
+from domain.errors import InvalidInput, NotFound, Unavailable
 from domain.events import CommandContext
 from domain.twin import (
     TwinBackend,
@@ -127,7 +127,10 @@ def handle_controller(cmd: ApplyControllerCommand, ctx: CommandContext, uow: Uni
     return uow.stage(backend)
 
 
-def handle_submit(cmd: SubmitJob, ctx: CommandContext, uow: UnitOfWork, _: Caller):
+def handle_submit(cmd: SubmitJob, ctx: CommandContext, uow: UnitOfWork, caller: Caller):
+    if cmd.job_id.startswith("cal-") and not caller.principal.is_system:
+        # The calibration runner's: a job a client named so would be taken for a run's.
+        raise InvalidInput("job ids starting with 'cal-' are qledger's own", code="reserved_job_id")
     _port(uow).check_job(
         current_files(uow, ctx.project_id),
         cmd.backend_id,

@@ -107,7 +107,7 @@ class ExecutionProjector(Projector):
                         "end_at": p["end_at"],
                         "recorded_at": env["recorded_at"],
                         "position": env["position"],
-                        "source_task_id": p["run_parameters"].get("source_task_id"),
+                        "source_task_id": _text(p["run_parameters"].get("source_task_id")),
                     }
                 )
                 continue
@@ -155,6 +155,12 @@ class ExecutionProjector(Projector):
                 )
         tx.insert(TASK, tasks)
         tx.insert(FIGURE, figures)
+
+
+def _text(value: Any) -> str | None:
+    """A client may put anything in run_parameters: only a string names a source (one
+    row of another type would fail the whole batch's column, and stall every view)."""
+    return value if isinstance(value, str) else None
 
 
 # -- queries -----------------------------------------------------------------------

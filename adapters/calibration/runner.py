@@ -19,25 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from adapters.calibration.figures import raw_data, render
+from adapters.calibration.runs import Run, TaskPlan, figure_name, source_of_task
 from adapters.commandbus import CommandWriter, prepared
 from adapters.eventstore import EventStore, envelope
 from adapters.figures import FigureStore
 from adapters.twin.catalog import TwinCatalog, backends_for
 from adapters.twin.checker import CircuitChecker
-from calibration.plan import Job, jobs_for
-from calibration.tasks import TASKS, Outcome, Sweep, Task, targets_of
+from calibration.plan import jobs_for
+from calibration.tasks import TASKS, Outcome, Task, targets_of
 from commands.models import (
     CompleteExecution,
     FailExecution,
@@ -54,98 +53,18 @@ from domain.events import CommandContext
 
 log = logging.getLogger(__name__)
 JOB_DONE = ("twin.JobCompleted", "twin.JobFailed", "twin.JobCancelled")
+# What the runner reads of the log: not the jobs' submissions (their circuits are
+# megabytes per run) nor the parameter versions.
+FOLLOWED = (
+    "calibration.CalibrationDispatched", "calibration.TaskResultRecorded",
+    "calibration.ExecutionFinished", *JOB_DONE, "twin.ConfigFileWritten",
+    "twin.ControllerCommandApplied",
+)  # fmt: skip
 SIGNIFICANT = 3.0  # a drive is corrected only for an error beyond this many fit sigmas
 
 
 class RunFailed(Exception):
     """The run cannot go on (a job failed, the backend is gone): the execution fails."""
-
-
-@dataclass
-class Timings:
-    """Seconds per stage of one run, told in its execution's closing message."""
-
-    build: float = 0.0
-    submit: float = 0.0  # the jobs' commands, each checked and recorded
-    twin: float = 0.0  # waiting for the twin beyond that: its jobs' outcomes in the log
-    fit: float = 0.0
-    figures: float = 0.0
-    record: float = 0.0
-
-    def describe(self) -> str:
-        return (
-            f"build {self.build:.1f} s, submit {self.submit:.1f} s, twin {self.twin:.1f} s,"
-            f" fit {self.fit:.1f} s,"
-            f" figures {self.figures:.1f} s, record {self.record:.1f} s"
-        )
-
-
-@dataclass
-class Run:
-    project_id: str
-    execution_id: str
-    chip_id: str
-    backend_id: str
-    qids: list[str]
-    tasks: list[dict[str, Any]]
-    seed: int
-    recorded: set[str] = field(default_factory=set)  # task ids already recorded
-    source_execution_id: str = ""  # a re-execution: the run it repeats
-    source_task_id: str = ""  # ... or the one task result it repeats
-    finished: str | None = None  # completed | failed | cancelled, once the log says so
-    timings: Timings = field(default_factory=Timings)
-
-    @property
-    def short(self) -> str:
-        """A short, stable name of the run for the ids it derives (ids are ≤ 128 chars)."""
-        return hashlib.sha256(f"{self.project_id}/{self.execution_id}".encode()).hexdigest()[:12]
-
-    def task_id(self, index: int, qid: str) -> str:
-        return f"{self.short}-{index}-{qid}"
-
-    def source_of(self, index: int, qid: str) -> str | None:
-        """The task result this one repeats, if the run is a re-execution. A repeated
-        run keeps its source's task order, so the source's id follows as ours does."""
-        if self.source_task_id:
-            return self.source_task_id
-        if self.source_execution_id:
-            source = f"{self.project_id}/{self.source_execution_id}".encode()
-            return f"{hashlib.sha256(source).hexdigest()[:12]}-{index}-{qid}"
-        return None
-
-    def job_id(self, index: int, job: int) -> str:
-        return f"cal-{self.short}-{index}-{job}"
-
-
-@dataclass
-class TaskPlan:
-    """One task of a run: its qubit groups, their sweeps, and the jobs that carry them."""
-
-    index: int
-    task: Task
-    params: dict[str, Any]
-    todo: list[str]  # qids with no task result yet
-    groups: list[list[int]]
-    sweeps: list[Sweep]
-    jobs: list[Job]
-    ids: list[str]  # the jobs' ids
-    guesses: dict[str, float] | None = None  # per qid: the guess its sweep was laid around
-
-    def guess_of(self, qid: str) -> dict[str, float]:
-        """The run parameter as this qubit's sweep used it (its own guess, if it had one)."""
-        spec = self.task.guess_from
-        if spec is None or not self.guesses or qid not in self.guesses:
-            return {}
-        return {spec[0]: self.guesses[qid]}
-
-
-def _source(task_id: str | None) -> dict[str, str]:
-    return {"source_task_id": task_id} if task_id else {}
-
-
-def _name(blob: bytes, kind: str) -> str:
-    """A figure's name in the store: its content's SHA-256."""
-    return f"{hashlib.sha256(blob).hexdigest()}.{kind}"
 
 
 class CalibrationRunner:
@@ -185,10 +104,12 @@ class CalibrationRunner:
             if run is not None:
                 run.recorded.add(p["task_id"])
         elif kind == "calibration.ExecutionFinished":
-            run = self.runs.get((project, p["execution_id"]))
-            if run is not None:
+            run = self.runs.pop((project, p["execution_id"]), None)
+            if run is not None:  # done with: its jobs' results are not kept
                 run.finished = p["status"]
-        elif kind in JOB_DONE and p["job_id"].startswith("cal-"):
+                ours = f"cal-{run.short}-"
+                self.jobs = {k: v for k, v in self.jobs.items() if not k[1].startswith(ours)}
+        elif kind in JOB_DONE and self._is_ours(project, p["job_id"]):
             self.jobs[(project, p["job_id"])] = {"type": kind, **p}
         elif kind == "twin.ConfigFileWritten":
             self.files[project][p["path"]] = p["content"]
@@ -197,6 +118,14 @@ class CalibrationRunner:
         else:
             return
         self.changed.set()
+
+    def _is_ours(self, project: str, job_id: str) -> bool:
+        """A job of a run still going (others' results, and finished runs', are not
+        kept: memory stays bounded by the runs in progress)."""
+        if not job_id.startswith("cal-"):
+            return False
+        short = job_id.split("-")[1]
+        return any(r.short == short for (p, _), r in self.runs.items() if p == project)
 
     def _fold_controller(self, project: str, p: dict[str, Any]) -> None:
         if p["command_type"] == "set_drive_correction":
@@ -215,7 +144,7 @@ class CalibrationRunner:
     def _read_log(self) -> list:
         stop = self.store.max_position()
         notes: list = []
-        for prefix in ("calibration.", "twin."):
+        for prefix in FOLLOWED:
             after = self.scanned
             while True:
                 batch = self.store.notifications_after(after, 1000, stop, topic_prefix=prefix)
@@ -228,9 +157,20 @@ class CalibrationRunner:
         return notes
 
     async def follow(self) -> None:
+        """Fold the log, for as long as the process runs: a store that fails a read (a
+        PostgreSQL restart) is read again after a pause, never the end of the runner."""
+        pause = 1.0
         while True:
             self.committed.clear()
-            for note in await asyncio.to_thread(self._read_log):
+            try:
+                notes = await asyncio.to_thread(self._read_log)
+            except Exception as err:  # noqa: BLE001 - any store error: retry, say so
+                log.warning("calibration runner: reading the log failed (%s); retrying", err)
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, 30.0)
+                continue
+            pause = 1.0
+            for note in notes:
                 self.fold(envelope(note))
             self.caught_up.set()
             with contextlib.suppress(TimeoutError):
@@ -299,7 +239,8 @@ class CalibrationRunner:
             task, params = TASKS[spec["name"]], spec["run_parameters"]
             targets = targets_of(task, run.qids)
             todo = [q for q in targets if run.task_id(index, q) not in run.recorded]
-            groups = task.groups(targets) if todo else []
+            per_circuit = task.qubits_per_circuit(params, backend.device.num_qubits)
+            groups = task.groups(targets, per_circuit) if todo else []
             guesses = spec.get("guesses") or None
             sweeps = [task.build(backend.device.num_qubits, g, params, guesses) for g in groups]
             jobs = [job for g, sw in enumerate(sweeps)
@@ -389,7 +330,7 @@ class CalibrationRunner:
             lambda: [(render(task, o, x_label, chip=run.chip_id),
                       raw_data(task, o, x_label, chip=run.chip_id)) for o in results]
         )  # fmt: skip
-        names = [(_name(png, "png"), _name(raw, "json")) for png, raw in drawn]
+        names = [(figure_name(png, "png"), figure_name(raw, "json")) for png, raw in drawn]
         await asyncio.gather(*(
             self.figures.put(name, data)
             for pair, blobs in zip(names, drawn, strict=True)
@@ -424,7 +365,7 @@ class CalibrationRunner:
             },
             run_parameters={**plan.params, **plan.guess_of(qid),
                             "seed": run.seed, "backend_id": run.backend_id,
-                            **_source(run.source_of(plan.index, qid)),
+                            **source_of_task(run.source_of(plan.index, qid)),
                             "quality": {k: v for k, v in outcome.quality.items() if np.isfinite(v)}},
             figure_path=[figures[0]],
             json_figure_path=[figures[1]],
@@ -449,6 +390,8 @@ class CalibrationRunner:
             off, sigma = outcome.values["pi_amplitude"] - 1, outcome.errors["pi_amplitude"]
             change = {"amplitude_scale": now["amplitude_scale"] * outcome.values["pi_amplitude"]}
         elif task.name == "CheckRamsey":
+            if not outcome.quality.get("detuning_unambiguous"):
+                return  # possibly aliased or of the wrong sign: acting on it could diverge
             off, sigma = outcome.values["detuning"], outcome.errors["detuning"]
             change = {"frequency_offset_mhz": now["frequency_offset_mhz"] + off}
         else:

@@ -202,6 +202,8 @@ class TwinRunner:
                     )
                     continue
                 await self._ensure_worker()
+                if not self.queue:  # cancelled while the worker restarted
+                    continue
                 job = self._next_job()
                 self.current = job
                 try:

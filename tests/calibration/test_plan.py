@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from calibration.plan import jobs_for
-from calibration.tasks import TASKS, Sweep, p1_table
+from calibration.tasks import MAX_CIRCUIT_BYTES, TASKS, Sweep, p1_table
 
 
 @given(
@@ -54,3 +55,20 @@ def test_every_task_counts_its_circuits_before_building_them():
         params = task.run_params(None)
         group = task.groups(["0-1", "2-3"] if task.task_type == "coupling" else ["0", "1"])[0]
         assert task.circuit_count(params) == len(task.build(8, group, params).circuits)
+
+
+@pytest.mark.parametrize(
+    ("name", "given"),
+    [("CheckRabi", {"max_pulses": 400}), ("RandomizedBenchmarking", {"lengths": [300]}),
+     ("CheckT1", {"points": 200}), ("CheckT2Echo", {})],
+)  # fmt: skip
+def test_groups_keep_every_circuit_within_what_the_twin_takes(name, given):
+    """However long a qubit's sequence, a group's circuits stay under the QASM limit
+    (the twin refuses a circuit over 64 KiB, which failed a run after its dispatch)."""
+    task = TASKS[name]
+    params = task.run_params({**given, "seed": 3} if name == "RandomizedBenchmarking" else given)
+    qubits = [str(q) for q in range(64)]
+    per_circuit = task.qubits_per_circuit(params, 64)
+    for group in task.groups(qubits, per_circuit)[-2:]:  # the widest qubit indices
+        longest = max(len(c) for c in task.build(64, group, params).circuits)
+        assert longest <= MAX_CIRCUIT_BYTES, (name, len(group), longest)

@@ -201,7 +201,10 @@ def test_a_yaml_syntax_error_names_its_line():
         ),
         ("defaults:\n  CheckT1:\n    colour: red\n", "takes no run parameter 'colour'"),
         ("defaults:\n  CheckT1:\n    shots: true\n", "shots must be an integer"),
-        ("defaults:\n  CheckT1:\n    shots: 1" + "0" * 400 + "\n", "not a number a run can use"),
+        (
+            "defaults:\n  CheckT1:\n    shots: 1" + "0" * 400 + "\n",
+            "shots must be between 1 and 100000",
+        ),
         ("defaults:\n  Nope: {shots: 1}\n", "'Nope' is not a task"),
         ("categories:\n  Mine: [Nope]\n", "categories.Mine.0"),
         ("- just\n- a list\n", "(top level)"),

@@ -326,6 +326,16 @@ CASES: list[tuple[str, str, str, dict, int, str]] = [
     ("a task file of 200 KiB", "PUT", "/api/task-files/content",
      {"json": {"path": "twin/fits.py", "content": "#" * 200 * 1024}}, 413,
      "task_file_too_large"),
+    ("a job id in the calibration runner's namespace", "POST", f"{TWIN}/jobs",
+     {"json": job(BELL, job_id="cal-0123456789ab-0-0")}, 422, "reserved_job_id"),
+    ("a task file of 201 chained classes", "PUT", "/api/task-files/content",
+     {"json": {"path": "twin/extra.py",
+               "content": "".join(f"class C{i}(C{i + 1}):\n    pass\n" for i in range(200))
+               + "class C200(Task):\n    pass\n"}}, 422, "too_many_classes"),
+    ("a Rabi train of 401 pulses", "POST", "/api/calibrations/run",
+     {"json": {"chip_id": "ht", "tasks": ["CheckRabi"], "qids": ["0"],
+               "run_parameters": {"CheckRabi": {"max_pulses": 401}}}}, 422,
+     "invalid_run_parameter"),
 ]  # fmt: skip
 
 # Bytes of the server's own files that must never come back in an answer.

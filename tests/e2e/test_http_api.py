@@ -51,6 +51,7 @@ def test_chip_endpoints_have_the_reference_shapes(api: httpx.Client):
     assert chips["total"] == 1
     assert set(chips["chips"][0]) == {
         "chip_id", "size", "topology_id", "qubit_count", "coupling_count", "installed_at",
+        "backend_id",  # qledger's: the twin backend a chip is bound to ("" for none)
     }  # fmt: skip
     qubits = api.get("/api/chips/c9/qubits", params={"limit": 4, "offset": 2}).json()
     assert (qubits["total"], qubits["limit"], qubits["offset"]) == (9, 4, 2)
@@ -243,7 +244,8 @@ def test_schema_lists_every_command_and_event():
     )
     doc = json.loads(out.stdout)
     assert "qledger.cmd.calibration.record_task_result" in doc["commands"]
-    assert doc["commands"]["qledger.cmd.chip.register"]["properties"]["size"]["maximum"] == 1024
+    size = doc["commands"]["qledger.cmd.chip.register"]["properties"]["size"]["anyOf"]
+    assert {"type": "null"} in size and any(s.get("maximum") == 1024 for s in size)
     assert {"chip.ChipRegistered", "calibration.ParameterVersionRecorded"} <= set(doc["events"])
     assert doc["events"]["calibration.TaskResultRecorded"]["schema_version"] == 2  # + figures
 
