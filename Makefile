@@ -31,8 +31,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy domain commands projections twin calibration
 
+# Two workers, whole modules at a time (--dist loadfile): a module's tests share the
+# server its fixture starts, and half the suite's time is servers starting.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Everything but the end-to-end tests (which start `qledger serve`): about a minute.
 test-fast: $(STAMP)

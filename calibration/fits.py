@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import curve_fit
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,9 @@ def _fit(
     p0: list[float],
     bounds: tuple[list[float], list[float]],
 ) -> Fit:
+    # Imported here: scipy costs every process that imports the tasks 0.4 s at start.
+    from scipy.optimize import curve_fit
+
     try:
         popt, pcov = curve_fit(
             fn, x, y, p0=p0, sigma=sigma, absolute_sigma=True, bounds=bounds, maxfev=20_000

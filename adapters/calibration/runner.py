@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from adapters.calibration.figures import raw_data, render
 from adapters.calibration.runs import Run, TaskPlan, figure_name, source_of_task
 from adapters.commandbus import CommandWriter, prepared
 from adapters.eventstore import EventStore, envelope
@@ -324,6 +323,9 @@ class CalibrationRunner:
         run.timings.fit += time.perf_counter() - t0
         t0 = time.perf_counter()
         x_label = plan.sweeps[0].x_label
+        # matplotlib takes a second to import: only a process that runs calibrations pays.
+        from adapters.calibration.figures import raw_data, render
+
         # One thread draws them all in turn: drawing holds the GIL, and several threads
         # drawing at once would only take turns while starving the command writer.
         drawn = await asyncio.to_thread(

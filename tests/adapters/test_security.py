@@ -374,6 +374,9 @@ _, _SECRET_EXAMPLE, _FULL_EXAMPLE = new_api_key()
         " " + _FULL_EXAMPLE,
         _FULL_EXAMPLE[:-1] + "é",
     ],
+    # Stable ids: the examples hold a fresh key, and parallel workers must collect the
+    # same test names.
+    ids=[f"malformed-{i}" for i in range(15)],
 )
 def test_malformed_api_keys_are_refused(bad: str) -> None:
     with pytest.raises(InvalidToken) as info:
