@@ -44,7 +44,7 @@ def truth_of(row: dict) -> dict[str, float]:
     return {
         "t1": row["t1_us"], "t2_star": row["t2_us"], "t2_echo": row["t2_us"],
         "detuning": 0.0, "pi_amplitude": 1.0, "p10": p10, "p01": p01,
-        "readout_fidelity": 1 - (p10 + p01) / 2, "x90_gate_fidelity": 1 - row["gate_error"],
+        "average_readout_fidelity": 1 - (p10 + p01) / 2, "x90_gate_fidelity": 1 - row["gate_error"],
     }  # fmt: skip
 
 

@@ -48,7 +48,7 @@ def truth_of(row: dict) -> dict[str, float]:
         # then corrects it, and telemetry's effective values fall to the residual).
         "detuning": row["uncorrected_detuning_mhz"],
         "pi_amplitude": 1 / (1 + row["uncorrected_amplitude_error"]),
-        "p10": p10, "p01": p01, "readout_fidelity": 1 - (p10 + p01) / 2,
+        "p10": p10, "p01": p01, "average_readout_fidelity": 1 - (p10 + p01) / 2,
         "x90_gate_fidelity": 1 - row["gate_error"],
     }  # fmt: skip
 

@@ -400,7 +400,7 @@ class ReadoutFidelity(Task):
     name = "ReadoutFidelity"
     description = "Assignment errors: prepare |0> and |1> and measure; p(1|0), p(0|1) and their mean fidelity."
     outputs = (
-        Output("readout_fidelity", "", "1 - (p01 + p10) / 2"),
+        Output("average_readout_fidelity", "", "1 - (p01 + p10) / 2"),
         Output("p10", "", "P(read 1 | prepared 0)"),
         Output("p01", "", "P(read 0 | prepared 1)"),
     )
@@ -418,8 +418,8 @@ class ReadoutFidelity(Task):
     def analyze(self, qubit, x, p1, shots, params) -> Outcome:
         p10, p01 = float(p1[0]), 1 - float(p1[1])
         e10, e01 = (float(binomial_sigma(np.array([p]), shots)[0]) for p in (p10, p01))
-        values = {"readout_fidelity": 1 - (p01 + p10) / 2, "p10": p10, "p01": p01}
-        errors = {"readout_fidelity": math.hypot(e10, e01) / 2, "p10": e10, "p01": e01}
+        values = {"average_readout_fidelity": 1 - (p01 + p10) / 2, "p10": p10, "p01": p01}
+        errors = {"average_readout_fidelity": math.hypot(e10, e01) / 2, "p10": e10, "p01": e01}
         ok = p10 < 0.5 and p01 < 0.5
         reason = "" if ok else "states are not told apart (an assignment error of 1/2 or more)"
         return Outcome(qubit, values if ok else {}, errors if ok else {}, ok, reason, None,

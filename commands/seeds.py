@@ -69,7 +69,7 @@ def _config_seeds() -> dict[str, Callable[[Any], float]]:
         "t1": lambda q: q.t1_us,
         "t2_star": lambda q: q.t2_us,
         "t2_echo": lambda q: q.t2_us,
-        "readout_fidelity": lambda q: 1 - (q.readout_p1_given_0 + q.readout_p0_given_1) / 2,
+        "average_readout_fidelity": lambda q: 1 - (q.readout_p1_given_0 + q.readout_p0_given_1) / 2,
         "p10": lambda q: q.readout_p1_given_0,
         "p01": lambda q: q.readout_p0_given_1,
         "x90_gate_fidelity": lambda q: 1 - q.gate_error,

@@ -77,7 +77,7 @@ def test_readout_fidelity_is_the_twins_assignment_matrix():
         assert_within(o, "p10", t["readout_p1_given_0"])
         assert_within(o, "p01", t["readout_p0_given_1"])
         fidelity = 1 - (t["readout_p1_given_0"] + t["readout_p0_given_1"]) / 2
-        assert abs(o.values["readout_fidelity"] - fidelity) <= 0.005
+        assert abs(o.values["average_readout_fidelity"] - fidelity) <= 0.005
 
 
 def test_rb_finds_the_error_the_twin_applies_per_pulse():

@@ -99,7 +99,7 @@ def test_a_backend_import_seeds_every_qubit_from_the_config(chips, catalog):
             "t2_echo": q.t2_us,
             "p10": q.readout_p1_given_0,
             "p01": q.readout_p0_given_1,
-            "readout_fidelity": 1 - (q.readout_p1_given_0 + q.readout_p0_given_1) / 2,
+            "average_readout_fidelity": 1 - (q.readout_p1_given_0 + q.readout_p0_given_1) / 2,
             "x90_gate_fidelity": 1 - q.gate_error,
         }
         for name, value in expected.items():

@@ -333,3 +333,11 @@ def test_a_bell_state_measures_each_coupling_of_a_run(api, first_run):
         assert 0.9 < f < 1 and 0 < sigma < 0.02, out
     task = next(t for t in execution["task"] if t["name"] == "BellStateFidelity")
     assert task["task_type"] == "coupling"
+    # Both land in the chip's metrics under the reference's names, as its dashboards ask.
+    metrics = api.get("/api/metrics/chips/twin64/metrics").json()
+    readout = metrics["qubit_metrics"]["average_readout_fidelity"]
+    assert {q: readout[q]["value"] for q in ("0", "1")} == {
+        q: out["average_readout_fidelity"]["value"]
+        for q, out in outputs(execution, "ReadoutFidelity").items()
+    }
+    assert set(metrics["coupling_metrics"]["bell_state_fidelity"]) >= {"0-1", "2-3"}

@@ -21,7 +21,7 @@ SEED_PARAMETERS = [
     "t1",
     "t2_star",
     "t2_echo",
-    "readout_fidelity",
+    "average_readout_fidelity",
     "p10",
     "p01",
     "x90_gate_fidelity",
