@@ -17,9 +17,8 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +50,10 @@ from adapters.twin.watch import JobWatch
 from commands.identity import BootstrapSystem
 from commands.models import Rejected
 from commands.ports import StoreUnavailable
-from commands.processor import Submission, process_batch
+from commands.processor import Submission, process_batch, system_submission
 from config.catalog import ConfigFileError, load_metrics, load_policy
 from config.settings import Settings
-from domain.access import DEFAULT_PROJECT, SYSTEM
-from domain.events import CommandContext
+from domain.access import DEFAULT_PROJECT
 from domain.metrics import MetricCatalog, PolicyRule
 from domain.projects import Project, project_key
 from projections.registry import all_projectors
@@ -114,14 +112,7 @@ def token_service(settings: Settings) -> TokenService:
 def decide_as_system(command, store: EventStore, passwords: Passwords, correlation_id: str):
     """One command decided in this process with qledger's own identity (no bus): the
     first admin at the first start, an operator's password reset from the CLI."""
-    ctx = CommandContext(
-        project_id="",
-        actor="",
-        command_id=uuid.uuid4(),
-        correlation_id=correlation_id,
-        received_at=datetime.now(UTC),
-    )
-    [reply] = process_batch([Submission(command, ctx, credential=SYSTEM)], store, passwords)
+    [reply] = process_batch([system_submission(command, correlation_id)], store, passwords)
     return reply
 
 

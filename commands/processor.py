@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from commands.authorization import Caller, authorize
 from commands.handlers import HANDLERS
@@ -25,7 +27,7 @@ from commands.ports import (
     TwinPort,
 )
 from commands.unit_of_work import UnitOfWork
-from domain.access import Credential
+from domain.access import SYSTEM, Credential
 from domain.errors import DomainError, Kind
 from domain.events import CommandContext
 from domain.idempotency import CommandRecord, command_key
@@ -51,6 +53,21 @@ class Submission:
         # Secrets are masked: this hash is stored, and a fast hash of a password must not be.
         body = self.command.model_dump_json(context=MASK_SECRETS)
         return hashlib.sha256((type(self.command).__name__ + body).encode()).hexdigest()
+
+
+def system_submission(
+    command: Command, correlation_id: str, project: str | None = None
+) -> Submission:
+    """A command qledger sends with its own identity: its runners, the first start, an
+    operator's CLI. `project`: the project it acts in (None: outside projects)."""
+    ctx = CommandContext(
+        project_id="",
+        actor="",
+        command_id=uuid.uuid4(),
+        correlation_id=correlation_id,
+        received_at=datetime.now(UTC),
+    )
+    return Submission(command, ctx, credential=SYSTEM, project=project)
 
 
 @dataclass

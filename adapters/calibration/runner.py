@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -45,10 +44,8 @@ from commands.models import (
     Rejected,
     TaskResultIn,
 )
-from commands.processor import Submission
+from commands.processor import system_submission
 from commands.twin import ApplyControllerCommand, CancelJob, SubmitJob
-from domain.access import SYSTEM
-from domain.events import CommandContext
 
 log = logging.getLogger(__name__)
 JOB_DONE = ("twin.JobCompleted", "twin.JobFailed", "twin.JobCancelled")
@@ -410,12 +407,5 @@ class CalibrationRunner:
             self.drive[key] = {**now, **change}
 
     async def _send(self, run: Run, command) -> Any:
-        ctx = CommandContext(
-            project_id="",
-            actor="",
-            command_id=uuid.uuid4(),
-            correlation_id=f"execution:{run.execution_id}",
-            received_at=datetime.now(UTC),
-        )
-        sub = Submission(command, ctx, credential=SYSTEM, project=run.project_id)
+        sub = system_submission(command, f"execution:{run.execution_id}", run.project_id)
         return await prepared(sub, self.checker) or await self.writer.submit(sub)

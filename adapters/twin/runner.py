@@ -21,10 +21,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -34,11 +33,9 @@ from adapters.eventstore import EventStore, envelope
 from adapters.twin.catalog import TwinCatalog, backends_for
 from adapters.twin.worker import SimulationWorker, WorkerError
 from commands.models import Rejected
-from commands.processor import Submission
+from commands.processor import system_submission
 from commands.twin import CompleteJob, FailJob, StartJob
-from domain.access import SYSTEM
 from domain.errors import DomainError
-from domain.events import CommandContext
 from twin.circuits import DEFAULT_OPTIMIZATION_LEVEL
 from twin.controller import ControllerState, apply_command
 from twin.errors import TwinError
@@ -215,14 +212,7 @@ class TwinRunner:
             await asyncio.to_thread(self.worker.close)
 
     async def _send(self, command) -> Any:
-        ctx = CommandContext(
-            project_id="",
-            actor="",
-            command_id=uuid.uuid4(),
-            correlation_id=f"twin-job:{command.job_id}",
-            received_at=datetime.now(UTC),
-        )
-        return await self.writer.submit(Submission(command, ctx, credential=SYSTEM))
+        return await self.writer.submit(system_submission(command, f"twin-job:{command.job_id}"))
 
     async def _run_one(self, job: QueuedJob) -> None:
         key = dict(project_id=job.project_id, job_id=job.job_id)
